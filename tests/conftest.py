@@ -1,0 +1,46 @@
+import os, shutil
+from pathlib import Path
+import numpy as np, pytest
+from PIL import Image
+
+os.environ.setdefault('TLH_QUICK', '1')
+SHARED = Path(__file__).resolve().parents[2]/'shared'/'data'
+
+@pytest.fixture(scope='session')
+def hymenoptera():
+    "The real ants/bees dataset, located the way users locate it"
+    from tlhelpers.data import locate
+    return locate('hymenoptera', download_missing=False)
+
+def _png_with_size(path, w, h):
+    "A tiny valid PNG whose header claims w x h pixels (a decompression-bomb stand-in)"
+    import struct, zlib
+    Image.new('L', (1, 1)).save(path)
+    b = bytearray(path.read_bytes())
+    b[16:24] = struct.pack('>II', w, h)
+    b[29:33] = struct.pack('>I', zlib.crc32(bytes(b[12:29])))
+    path.write_bytes(bytes(b))
+
+@pytest.fixture
+def messy_folder(tmp_path, hymenoptera):
+    "Two classes of real photos plus one file of every bad and every convertible kind"
+    for cls in ('ants', 'bees'):
+        for split in ('train', 'val'):
+            d = tmp_path/split/cls; d.mkdir(parents=True)
+            for f in sorted((hymenoptera/split/cls).glob('*.jpg'))[:8]: shutil.copy(f, d)
+    real = sorted((hymenoptera/'train'/'ants').glob('*.jpg'))[0]
+    bad = tmp_path/'train'/'ants'
+    (bad/'zero.jpg').touch()
+    (bad/'text.jpg').write_text('this is not an image')
+    data = real.read_bytes(); (bad/'truncated.jpg').write_bytes(data[:len(data) // 3])
+    (bad/'corrupt.jpg').write_bytes(data[:200] + bytes(range(256)) * 20)
+    Image.new('RGB', (5, 5)).save(bad/'tiny.png')
+    _png_with_size(bad/'bomb.png', 40000, 40000)
+    conv = tmp_path/'train'/'bees'
+    src = Image.open(real).convert('RGB')
+    src.convert('CMYK').save(conv/'cmyk.jpg')
+    Image.fromarray((np.asarray(src.convert('L'), dtype=np.uint16) * 257)).save(conv/'deep16.png')
+    src.convert('RGBA').save(conv/'rgba.png')
+    src.convert('P').save(conv/'palette.png')
+    src.convert('L').save(conv/'grey.jpg')
+    return tmp_path
