@@ -10,7 +10,7 @@ __all__ = ['find_settings', 'project_root', 'is_quick', 'get_settings', 'seed_ev
 import os, configparser, importlib.util
 from pathlib import Path
 import numpy as np, torch
-from fastcore.basics import AttrDict
+from fastcore.basics import AttrDict, noop
 from fastai.learner import defaults, Callback
 from fastai.callback.progress import ProgressCallback
 from fastai.torch_core import set_seed
@@ -68,14 +68,17 @@ def seed_everything(seed=None):
 
 # %% ../nbs/00_core.ipynb #26764659
 class EpochLog(Callback):
-    "Log one plain line per epoch (epoch, losses, metrics, time) instead of progress bars"
+    "Log one plain line per epoch (epoch, losses, metrics, time) instead of progress bars; silent under `no_logging`"
     order = 60
     def before_fit(self):
+        self.silent = self.learn.logger is noop
+        if self.silent: return
         self.old_logger, self.learn.logger = self.logger, self._write
         print('  '.join(self.recorder.metric_names), flush=True)
     def _write(self, vals):
         print('  '.join(f'{v:.4f}' if isinstance(v, float) else str(v) for v in vals), flush=True)
-    def after_fit(self): self.learn.logger = self.old_logger
+    def after_fit(self):
+        if not self.silent: self.learn.logger = self.old_logger
 
 # %% ../nbs/00_core.ipynb #7ba296ec
 def in_ci():

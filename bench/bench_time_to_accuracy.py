@@ -1,0 +1,81 @@
+"""Time-to-accuracy: tlhelpers' recipe vs a plain PyTorch loop in the style of the PyTorch transfer-learning tutorial
+(issue 6, part 1). Same backbone and offline weights; the plain loop uses torchvision ImageFolder, RandomResizedCrop(224),
+SGD(lr=1e-3, momentum=0.9) and StepLR(step_size=7, gamma=0.1), evaluating after every epoch.
+
+Run from the project root: `.venv/bin/python bench/bench_time_to_accuracy.py --dataset flowers --minutes 20`
+Each method gets the same wall-clock budget, in the same run, one after the other. Prints a table (minutes to reach
+90% / 95% valid accuracy, final accuracy, and the ratio) and appends it to bench/results/bench_time_to_accuracy.md.
+"""
+import argparse, os, time
+from pathlib import Path
+import torch
+
+def plain_pytorch(root, arch, minutes, size=224, bs=32):
+    "The tutorial's loop, unchanged but for the backbone: returns [(elapsed minutes, valid accuracy)] per epoch"
+    from torchvision import datasets, transforms
+    from tlhelpers.weights import create_model
+    m = create_model(arch, num_classes=len(os.listdir(root/'train')))
+    mean, std = m.pretrained_cfg['mean'], m.pretrained_cfg['std']
+    tfms = {'train': transforms.Compose([transforms.RandomResizedCrop(size), transforms.RandomHorizontalFlip(),
+                                         transforms.ToTensor(), transforms.Normalize(mean, std)]),
+            'val': transforms.Compose([transforms.Resize(size * 8 // 7), transforms.CenterCrop(size),
+                                       transforms.ToTensor(), transforms.Normalize(mean, std)])}
+    ds = {k: datasets.ImageFolder(root/k, tfms[k]) for k in tfms}
+    dl = {k: torch.utils.data.DataLoader(ds[k], batch_size=bs, shuffle=k == 'train', num_workers=0) for k in ds}
+    opt = torch.optim.SGD(m.parameters(), lr=1e-3, momentum=0.9)
+    sched = torch.optim.lr_scheduler.StepLR(opt, step_size=7, gamma=0.1)
+    t0, log = time.time(), []
+    while (time.time() - t0) / 60 < minutes:
+        m.train()
+        for x, y in dl['train']:
+            opt.zero_grad(); torch.nn.functional.cross_entropy(m(x), y).backward(); opt.step()
+        sched.step()
+        m.eval(); correct = 0
+        with torch.no_grad():
+            for x, y in dl['val']: correct += (m(x).argmax(1) == y).sum().item()
+        log.append(((time.time() - t0) / 60, correct / len(ds['val']))); print('plain', log[-1], flush=True)
+    return log
+
+def tlhelpers_recipe(root, arch, minutes):
+    "tlhelpers' defaults (settings.ini): presized DataLoaders, fine_tune; accuracy logged after every epoch"
+    from fastai.callback.core import Callback
+    from tlhelpers.core import setup
+    from tlhelpers.data import get_dls
+    from tlhelpers.baseline import tl_learner, fine_tune
+    s = setup(bars=False)
+    t0, log = time.time(), []
+    class Timer(Callback):
+        order = 90
+        def after_epoch(self):
+            log.append(((time.time() - t0) / 60, float(self.recorder.log[3]))); print('tlhelpers', log[-1], flush=True)
+    learn = tl_learner(get_dls(root), arch, cbs=[Timer()])
+    fine_tune(learn)
+    return log
+
+def first_reach(log, target):
+    return next((round(t, 1) for t, a in log if a >= target), None)
+
+def main():
+    p = argparse.ArgumentParser()
+    p.add_argument('--dataset', default='flowers'); p.add_argument('--arch', default=None)
+    p.add_argument('--minutes', type=float, default=20)
+    a = p.parse_args()
+    from tlhelpers.core import get_settings
+    from tlhelpers.data import locate
+    arch, root = a.arch or get_settings().backbone, locate(a.dataset)
+    rows = []
+    for name, fn in [('tlhelpers', tlhelpers_recipe), ('plain PyTorch', plain_pytorch)]:
+        log = fn(root, arch, a.minutes)
+        rows.append(dict(method=name, to_90=first_reach(log, .9), to_95=first_reach(log, .95),
+                         final_acc=round(log[-1][1], 4), minutes=round(log[-1][0], 1), epochs=len(log)))
+    import pandas as pd
+    df = pd.DataFrame(rows)
+    tl, pl = df.iloc[0], df.iloc[1]
+    ratio = {k: (round(pl[k] / tl[k], 2) if tl[k] and pl[k] else None) for k in ('to_90', 'to_95')}
+    head = f"\n## {time.strftime('%Y-%m-%d %H:%M')} {a.dataset}, {arch}, {os.cpu_count()} CPU cores, budget {a.minutes} min each\n\n"
+    text = head + df.to_markdown(index=False) + f"\n\nspeed-up (plain minutes / tlhelpers minutes): {ratio}\n"
+    print(text)
+    Path('bench/results').mkdir(parents=True, exist_ok=True)
+    with open('bench/results/bench_time_to_accuracy.md', 'a') as f: f.write(text)
+
+if __name__ == '__main__': main()

@@ -1,0 +1,129 @@
+"""End-to-end tests of the `tlh` command on a small copy of the ants/bees photos.
+
+The workflows (train -> predict -> evaluate, recipe) run `tlh` as a subprocess, exactly as a user would; the
+error paths call `tlhelpers.cli.main` in-process (same code, same exit code and message) to save the start-up time.
+"""
+import json, os, shutil, subprocess, sys
+from pathlib import Path
+import numpy as np, pandas as pd, pytest
+from PIL import Image
+
+TLH = Path(sys.executable).parent/'tlh'
+
+def tlh(*args, cwd):
+    "Run `tlh args` in quick mode without progress bars; the CompletedProcess"
+    env = dict(os.environ, TLH_QUICK='1', CI='1')
+    return subprocess.run([str(TLH), *map(str, args)], cwd=cwd, env=env, capture_output=True, text=True, timeout=600)
+
+def ok(r):
+    assert r.returncode == 0, r.stderr[-3000:]
+    return r
+
+def refused(r, *words):
+    "A clean failure: exit code 2, one `tlh: error:` line naming `words`, no traceback"
+    assert r.returncode == 2, (r.returncode, r.stderr[-3000:])
+    assert 'Traceback' not in r.stderr
+    err = [l for l in r.stderr.splitlines() if l.startswith('tlh: error:')]
+    assert len(err) == 1, r.stderr[-3000:]
+    for w in words: assert w in err[0], err[0]
+
+@pytest.fixture
+def main(monkeypatch, capsys):
+    "Call `tlh` in-process: (exit code, stdout, stderr)"
+    monkeypatch.setenv('CI', '1'); monkeypatch.setenv('TLH_QUICK', '1')
+    from tlhelpers.cli import main as tlh_main
+    def run(*args):
+        code = tlh_main([str(a) for a in args])
+        out = capsys.readouterr()
+        return code, out.out, out.err
+    return run
+
+@pytest.fixture(scope='module')
+def work(tmp_path_factory, hymenoptera):
+    "A small class-per-folder tree (8 photos per class and split), unlabelled photos to predict, and `tlh train` on the tree"
+    d = tmp_path_factory.mktemp('cli')
+    for split in ('train', 'val'):
+        for cls in ('ants', 'bees'):
+            (d/'data'/split/cls).mkdir(parents=True)
+            for f in sorted((hymenoptera/split/cls).glob('*.jpg'))[:8]: shutil.copy(f, d/'data'/split/cls)
+    new = d/'new'; shutil.copytree(d/'data'/'val', new)
+    src = Image.open(sorted(new.rglob('*.jpg'))[0])
+    src.convert('L').save(new/'grey.png'); src.convert('RGBA').save(new/'rgba.png')
+    (new/'broken.jpg').write_text('not an image')
+    r = ok(tlh('train', d/'data', '--quick', '--out', d/'runs'/'train', cwd=d))
+    assert 'accuracy=' in r.stdout
+    return d
+
+def test_train_writes_run_folder(work):
+    run = work/'runs'/'train'
+    assert {'metrics.json', 'confusion.png', 'report.md', 'model.safetensors', 'model.json', 'learner.pkl'} <= {p.name for p in run.iterdir()}
+    m = json.loads((run/'metrics.json').read_text())
+    assert 0 <= m['accuracy'] <= 1 and m['n_valid'] == 16
+    cfg = json.loads((run/'model.json').read_text())
+    assert cfg['vocab'] == ['ants', 'bees'] and cfg['n_out'] == 2 and len(cfg['mean']) == 3
+    assert '| ants |' in (run/'report.md').read_text()
+
+def test_predict_csv(work):
+    r = ok(tlh('predict', work/'runs'/'train', work/'new', cwd=work))
+    assert 'broken.jpg' in r.stdout  # reported and skipped
+    df = pd.read_csv(work/'preds.csv')
+    assert df.columns.tolist() == ['filename', 'label', 'ants', 'bees']
+    expected = [str(p.relative_to(work/'new')) for p in (work/'new').rglob('*') if p.is_file() and p.name != 'broken.jpg']
+    assert sorted(df.filename) == sorted(expected) and len(df) == 18  # greyscale and RGBA images included
+    assert set(df.label) <= {'ants', 'bees'}
+    np.testing.assert_allclose(df[['ants', 'bees']].sum(axis=1), 1, atol=1e-5)
+    assert (df[['ants', 'bees']].idxmax(axis=1) == df.label).all()
+
+def test_pickle_needs_opt_in(work, tmp_path, main):
+    pkl = work/'runs'/'train'/'learner.pkl'
+    code, _, err = main('predict', pkl, work/'new')
+    assert code == 2 and err.startswith('tlh: error:') and 'arbitrary code' in err and '--unsafe-pickle' in err
+    only = tmp_path/'only_pickle'; only.mkdir(); shutil.copy(pkl, only)
+    assert main('predict', only, work/'new')[0] == 2
+    assert main('predict', pkl, work/'data'/'val', '--unsafe-pickle', '--out', tmp_path/'p.csv')[0] == 0
+    unpickled = pd.read_csv(tmp_path/'p.csv').set_index('filename')
+    assert len(unpickled) == 16 and set(unpickled.label) <= {'ants', 'bees'}
+
+def test_evaluate(work):
+    r = ok(tlh('evaluate', work/'runs'/'train', work/'data', '--quick', '--out', work/'runs'/'eval', cwd=work))
+    m = json.loads((work/'runs'/'eval'/'metrics.json').read_text())
+    train = json.loads((work/'runs'/'train'/'metrics.json').read_text())
+    assert m['n_images'] == 16 and abs(m['accuracy'] - train['accuracy']) < 1e-6  # same model, same validation images
+    assert {'confusion.png', 'report.md', 'per_class.csv'} <= {p.name for p in (work/'runs'/'eval').iterdir()}
+    assert f"accuracy={m['accuracy']:.4f}" in r.stdout
+
+def test_evaluate_csv_labels(work, tmp_path, main):
+    rows = []
+    for f in sorted((work/'data'/'val').rglob('*.jpg')):
+        shutil.copy(f, tmp_path/f'{f.parent.name}_{f.name}'); rows.append((f'{f.parent.name}_{f.name}', f.parent.name))
+    pd.DataFrame(rows, columns=['filename', 'label']).to_csv(tmp_path/'labels.csv', index=False)
+    assert main('evaluate', work/'runs'/'train', tmp_path, '--csv', tmp_path/'labels.csv', '--out', tmp_path/'eval')[0] == 0
+    m = json.loads((tmp_path/'eval'/'metrics.json').read_text())
+    assert m['n_images'] == 16
+    assert abs(m['accuracy'] - json.loads((work/'runs'/'train'/'metrics.json').read_text())['accuracy']) < 1e-6
+
+def test_evaluate_other_classes_is_clear_error(work, tmp_path):
+    for c in ('cats', 'dogs'):
+        (tmp_path/c).mkdir(); shutil.copy(sorted((work/'data'/'val'/'ants').glob('*.jpg'))[0], tmp_path/c)
+    refused(tlh('evaluate', work/'runs'/'train', tmp_path, '--out', tmp_path/'eval', cwd=work), 'cats, dogs', 'ants, bees')
+    assert not (tmp_path/'eval').exists()
+
+def test_missing_inputs_are_clear_errors(work, tmp_path, main):
+    code, _, err = main('predict', tmp_path/'nothing', work/'new')
+    assert code == 2 and 'No such model' in err
+    code, _, err = main('train', tmp_path/'nothing', '--quick', '--out', tmp_path/'r')
+    assert code == 2 and 'nothing' in err and not (tmp_path/'r').exists()
+
+def test_recipe_never_overwrites(work):
+    before = (work/'runs'/'train'/'metrics.json').read_text()
+    r = ok(tlh('recipe', work/'data', '--quick', '--sizes', '48', '--ensemble', '--out', work/'runs'/'train', cwd=work))
+    run = work/'runs'/'train-2'
+    assert f'run={run}' in r.stdout
+    assert (work/'runs'/'train'/'metrics.json').read_text() == before
+    stages = pd.read_csv(run/'stages.csv', index_col=0)
+    assert stages.index.tolist() == ['baseline', 'augmentation 48px', 'TTA', 'ensemble + mobilenetv2_100']
+    assert {'lr_find.png', 'stages.png', 'report.md', 'model.safetensors', 'model.json'} <= {p.name for p in run.iterdir()}
+    m = json.loads((run/'metrics.json').read_text())
+    assert set(m['stages']) == set(stages.index) and m['accuracy'] == stages.accuracy.iloc[-1]
+    from tlhelpers.inference import load_model
+    assert load_model(run).vocab == ['ants', 'bees']

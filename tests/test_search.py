@@ -1,0 +1,63 @@
+"A hyperparameter search killed mid-run resumes from its SQLite storage without losing or repeating trials"
+import itertools, os, signal, sqlite3, subprocess, sys, time
+from pathlib import Path
+import pytest
+
+SEARCH = ("import sys; from tlhelpers.core import setup; from tlhelpers.search import hparam_search; "
+          "setup(bars=False); hparam_search('grid', sys.argv[1])")
+
+def _start(db):
+    env = dict(os.environ, TLH_QUICK='1', CI='1')
+    return subprocess.Popen([sys.executable, '-c', SEARCH, str(db)], env=env, cwd=Path(__file__).parents[1],
+                            stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True)
+
+def _progress(db):
+    "(complete trials, running trials that have their parameters) in the study database"
+    if not db.exists(): return 0, 0
+    try:
+        with sqlite3.connect(db, timeout=5) as con:
+            done = con.execute("SELECT count(*) FROM trials WHERE state = 'COMPLETE'").fetchone()[0]
+            running = con.execute("SELECT count(DISTINCT t.trial_id) FROM trials t JOIN trial_params p "
+                                  "ON p.trial_id = t.trial_id WHERE t.state = 'RUNNING'").fetchone()[0]
+            return done, running
+    except sqlite3.OperationalError: return 0, 0  # tables not created yet
+
+def test_killed_grid_search_resumes(tmp_path, hymenoptera):
+    from optuna.trial import TrialState
+    from tlhelpers.search import search_space, grid_size, open_study, finished
+    space, k = search_space(), 2
+    n = grid_size(space)
+    assert n > k + 1, "the quick grid must be larger than the trials run before the kill"
+    db = tmp_path/'study.db'
+    p, t0 = _start(db), time.time()
+    while True:  # wait until k trials are done and the next one is training, then kill the process
+        n_done, n_running = _progress(db)
+        if n_done >= k and n_running: break
+        assert p.poll() is None, f"search exited early: {p.stderr.read()[-2000:]}"
+        assert time.time() - t0 < 300, "search too slow"
+        time.sleep(0.05)
+    p.send_signal(signal.SIGKILL); p.wait()
+
+    before = open_study(db, 'grid', space)
+    done = {t.number: (t.params, t.value) for t in before.trials if t.state == TrialState.COMPLETE}
+    running = [t for t in before.trials if t.state == TrialState.RUNNING]
+    assert k <= len(done) < n and len(running) == 1
+
+    r = _start(db); _, err = r.communicate(timeout=300)
+    assert r.returncode == 0, err[-2000:]
+
+    after = open_study(db, 'grid', space)
+    complete = [t for t in after.trials if t.state == TrialState.COMPLETE]
+    # finished trials were kept as they were, not re-run
+    for num, (params, value) in done.items():
+        assert after.trials[num].state == TrialState.COMPLETE
+        assert (after.trials[num].params, after.trials[num].value) == (params, value)
+    # the budget is completed exactly, every grid point once
+    assert len(finished(after)) == len(complete) == n
+    points = {tuple(sorted(t.params.items())) for t in complete}
+    assert len(points) == n
+    assert points == {tuple(sorted(zip(space, v))) for v in itertools.product(*space.values())}
+    # a trial killed mid-run is marked failed, and its grid point was run again
+    killed = running[0]
+    assert after.trials[killed.number].state == TrialState.FAIL
+    assert tuple(sorted(killed.params.items())) in points
