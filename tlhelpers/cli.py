@@ -14,6 +14,7 @@ import matplotlib.pyplot as plt
 from .core import setup, get_settings, new_run_dir
 from .data import get_dls, locate
 from .baseline import tl_learner, fine_tune, evaluate, classification_metrics
+from .features import fine_tune_fast
 from .evaluation import full_evaluation, evaluation_report, write_report, md_table, item_files
 from .inference import export, load_model, predict_folder, evaluate_folder
 from .tuning import find_lr
@@ -37,11 +38,11 @@ def _done(res, run, t0):
     print(' '.join(f'{k}={v:.4f}' for k, v in res['metrics'].items()), f'minutes={(time.time() - t0) / 60:.1f}', f'run={run}')
 
 def train(data, arch=None, size=None, bs=None, lr=None, epochs=None, freeze_epochs=None, out='runs/train', csv=None):
-    "Fine-tune on `data` (folder or dataset name); write metrics, plots, model bundle and report to a new run folder"
+    "Fine-tune on `data` (frozen stage on cached features, then `epochs` unfrozen); write metrics, plots, model and report to a new run folder"
     s, t0 = setup(), time.time()
     dls = get_dls(data, size=size, bs=bs, csv=csv)
     with run_dir(out) as run:
-        learn = fine_tune(tl_learner(dls, arch), epochs=epochs, lr=lr, freeze_epochs=freeze_epochs)
+        learn = fine_tune_fast(tl_learner(dls, arch), epochs=epochs, lr=lr, freeze_epochs=freeze_epochs)
         info = dict(data=str(data), backbone=learn.arch_name, size=size or s.size, epochs=s.epochs if epochs is None else epochs,
                     n_train=len(dls.train_ds), n_valid=len(dls.valid_ds), quick=s.quick, minutes=round((time.time() - t0) / 60, 2))
         res = full_evaluation(learn, out=run, **info)

@@ -91,8 +91,10 @@ def sklearn_baseline(feats, pool='avg', C=1.0, max_iter=2000):
     return dict(accuracy=acc, seconds=time.perf_counter() - t, model=clf)
 
 # %% ../nbs/05_feature_extraction.ipynb #031ec95e
-def fit_head_from_features(learn, feats, epochs=None, lr=None, bs=None):
+def fit_head_from_features(learn, feats, epochs=None, lr=None, bs=None, pct_start=None):
     "Train `learn`'s new head (`learn.model[1][2:]`) on cached features, like `fine_tune`'s frozen stage; returns the head's Learner"
+    # One epoch warms up almost all the way, as fastai's frozen stage does; over several epochs that never anneals
+    # (flowers, lite0 224px, 8 epochs: 88.5-89.8% with 0.99 vs 91.4-92.5% with 0.25, two seeds each), so use 0.25.
     s = get_settings()
     epochs = s.freeze_epochs if epochs is None else epochs
     x, y, v = torch.from_numpy(feats.x), torch.from_numpy(feats.y), torch.from_numpy(feats.is_valid)
@@ -101,7 +103,7 @@ def fit_head_from_features(learn, feats, epochs=None, lr=None, bs=None):
                       DataLoader(TensorDataset(x[v], y[v]), bs=bs * 2), device=learn.dls.device)
     head = learn.model[1][2:]  # shares its modules with learn.model
     hl = Learner(dls, head, loss_func=learn.loss_func, opt_func=learn.opt_func, wd=learn.wd, metrics=accuracy)
-    hl.fit_one_cycle(epochs, lr or s.lr, pct_start=0.99)
+    hl.fit_one_cycle(epochs, lr or s.lr, pct_start=pct_start or (0.99 if epochs == 1 else 0.25))
     return hl
 
 # %% ../nbs/05_feature_extraction.ipynb #819848f7
@@ -114,5 +116,5 @@ def fine_tune_fast(learn, epochs=None, lr=None, freeze_epochs=None, feats=None, 
     if freeze_epochs:
         fit_head_from_features(learn, cached_features(learn, size=size) if feats is None else feats, freeze_epochs, lr)
     learn.unfreeze()
-    learn.fit_one_cycle(epochs, slice(lr / 2 / lr_mult, lr / 2), pct_start=pct_start, div=div)
+    if epochs: learn.fit_one_cycle(epochs, slice(lr / 2 / lr_mult, lr / 2), pct_start=pct_start, div=div)
     return learn
