@@ -19,7 +19,7 @@ demo: $(STAMP)
 
 test: $(STAMP)
 	TLH_QUICK=1 $(BIN)/nbdev-test --n-workers 1 --timing
-	TLH_QUICK=1 PYTHONWARNINGS=ignore::ResourceWarning $(BIN)/pytest -q tests
+	TLH_QUICK=1 $(BIN)/pytest -q tests
 
 export: $(STAMP)
 	$(BIN)/nbdev-clean

@@ -36,7 +36,7 @@ def test_killed_grid_search_resumes(tmp_path, hymenoptera):
         assert p.poll() is None, f"search exited early: {p.stderr.read()[-2000:]}"
         assert time.time() - t0 < 300, "search too slow"
         time.sleep(0.05)
-    p.send_signal(signal.SIGKILL); p.wait()
+    p.send_signal(signal.SIGKILL); p.communicate()  # reaps it and closes its stderr pipe
 
     before = open_study(db, 'grid', space)
     done = {t.number: (t.params, t.value) for t in before.trials if t.state == TrialState.COMPLETE}
