@@ -68,3 +68,8 @@ def test_same_seed_same_split_and_metrics(hymenoptera):
     (f1, m1), (f2, m2) = run(), run()
     assert f1 == f2
     for k in m1: assert abs(m1[k] - m2[k]) <= 1e-6, (k, m1[k], m2[k])   # bit-identical on CPU with the same threads
+
+def test_image_size_that_cannot_fit_is_a_clear_error(tmp_path):
+    root = _tree(tmp_path, {'a': 4, 'b': 4})
+    with pytest.raises(ValueError, match=r'Image size 30000 px with batch size 4 needs at least .* GiB'):
+        get_dls(root, size=30000, bs=4, n_per_class=0, valid_pct=0.25)

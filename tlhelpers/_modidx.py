@@ -61,6 +61,7 @@ d = { 'settings': {'branch': 'main', 'doc_baseurl': '/', 'doc_host': '', 'git_ur
             'tlhelpers.data': { 'tlhelpers.data.RGBImage': ('data.html#rgbimage', 'tlhelpers/data.py'),
                                 'tlhelpers.data.RGBImage.create': ('data.html#rgbimage.create', 'tlhelpers/data.py'),
                                 'tlhelpers.data._split_dirs': ('data.html#_split_dirs', 'tlhelpers/data.py'),
+                                'tlhelpers.data.check_fits': ('data.html#check_fits', 'tlhelpers/data.py'),
                                 'tlhelpers.data.check_image': ('data.html#check_image', 'tlhelpers/data.py'),
                                 'tlhelpers.data.check_items': ('data.html#check_items', 'tlhelpers/data.py'),
                                 'tlhelpers.data.class_weights': ('data.html#class_weights', 'tlhelpers/data.py'),

@@ -64,7 +64,7 @@ def fine_tune(learn, epochs=None, lr=None, freeze_epochs=None, checkpoint=None, 
         learn.fit_one_cycle(epochs, slice(lr / 2 / lr_mult, lr / 2), pct_start=pct_start, div=div, start_epoch=start, cbs=cbs('unfrozen'))
     return learn
 
-# %% ../nbs/02_baseline.ipynb #e3f44e0f
+# %% ../nbs/02_baseline.ipynb #3283dcad
 def classification_metrics(y_true, y_pred):
     "Accuracy and macro precision, recall and F1"
     p, r, f, _ = precision_recall_fscore_support(y_true, y_pred, average='macro', zero_division=0)
@@ -76,7 +76,7 @@ def evaluate(learn, dl=None):
     preds = probs.argmax(1)
     return classification_metrics(targs.numpy(), preds.numpy()), targs.numpy(), preds.numpy()
 
-# %% ../nbs/02_baseline.ipynb #8e791541
+# %% ../nbs/02_baseline.ipynb #ef78006f
 def plot_confusion(y_true, y_pred, vocab, fname=None, ax=None):
     "Seaborn heatmap of the confusion matrix; saved to `fname` if given"
     import seaborn as sns
@@ -87,7 +87,7 @@ def plot_confusion(y_true, y_pred, vocab, fname=None, ax=None):
     if fname: ax.figure.savefig(fname, bbox_inches='tight', dpi=100)
     return ax
 
-# %% ../nbs/02_baseline.ipynb #a6a5b1fc
+# %% ../nbs/02_baseline.ipynb #d68bbf60
 def save_report(path, metrics, targs, preds, vocab, **extra):
     "Write `metrics.json` (metrics plus `extra`) and `confusion.png` into folder `path`"
     path = Path(path); path.mkdir(parents=True, exist_ok=True)

@@ -10,7 +10,7 @@ __all__ = ['find_settings', 'project_root', 'is_quick', 'get_settings', 'seed_ev
 import os, configparser, importlib.util
 from pathlib import Path
 import numpy as np, torch
-from fastcore.basics import AttrDict, noop
+from fastcore.basics import AttrDict
 from fastai.learner import defaults, Callback
 from fastai.callback.progress import ProgressCallback
 from fastai.torch_core import set_seed
@@ -71,7 +71,7 @@ class EpochLog(Callback):
     "Log one plain line per epoch (epoch, losses, metrics, time) instead of progress bars; silent under `no_logging`"
     order = 60
     def before_fit(self):
-        self.silent = self.learn.logger is noop
+        self.silent = getattr(self.learn.logger, '__name__', '') == 'noop'  # fastai and fastcore each define a noop
         if self.silent: return
         self.old_logger, self.learn.logger = self.logger, self._write
         print('  '.join(self.recorder.metric_names), flush=True)
