@@ -1,5 +1,6 @@
 "Nothing lost: training killed mid-run resumes from its last epoch checkpoint."
 import json, os, subprocess, sys, textwrap
+from pathlib import Path
 
 SCRIPT = textwrap.dedent('''
     import os, signal, sys
@@ -35,3 +36,22 @@ def test_kill_and_resume_training(tmp_path):
     assert 'Resuming from' in second.stdout and 'unfrozen stage, epoch 1 done' in second.stdout
     assert 'TRAINED 2' in second.stdout                # only the two remaining unfrozen epochs were trained
     assert json.loads((ck/'state.json').read_text()) == dict(stage='unfrozen', epoch=2)
+
+def test_kill_and_resume_tlh_train(tmp_path):
+    "`tlh train --checkpoint` killed after its first unfrozen epoch resumes there when run again"
+    import signal, time
+    ck, tlh = tmp_path/'ck', str(Path(sys.executable).with_name('tlh'))
+    cmd = [tlh, 'train', 'hymenoptera', '--quick', '--epochs', '6', '--checkpoint', str(ck), '--out', str(tmp_path/'run')]
+    env = dict(os.environ, CI='1', TLH_QUICK='1')
+    p = subprocess.Popen(cmd, env=env, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    state, t0 = ck/'state.json', time.time()
+    while not (state.exists() and json.loads(state.read_text() or '{}').get('epoch', -1) >= 0):
+        assert p.poll() is None and time.time() - t0 < 300, "training ended before it could be killed"
+        time.sleep(0.02)
+    p.send_signal(signal.SIGKILL); p.wait()
+    done = json.loads(state.read_text())['epoch']
+    assert done < 5
+    second = subprocess.run(cmd, env=env, capture_output=True, text=True, timeout=300)
+    assert second.returncode == 0, second.stderr[-2000:]
+    assert f'unfrozen stage, epoch {done + 1} done' in second.stdout
+    assert json.loads(state.read_text()) == dict(stage='unfrozen', epoch=5)

@@ -37,12 +37,12 @@ def run_dir(out):
 def _done(res, run, t0):
     print(' '.join(f'{k}={v:.4f}' for k, v in res['metrics'].items()), f'minutes={(time.time() - t0) / 60:.1f}', f'run={run}')
 
-def train(data, arch=None, size=None, bs=None, lr=None, epochs=None, freeze_epochs=None, out='runs/train', csv=None):
+def train(data, arch=None, size=None, bs=None, lr=None, epochs=None, freeze_epochs=None, out='runs/train', csv=None, checkpoint=None):
     "Fine-tune on `data` (frozen stage on cached features, then `epochs` unfrozen); write metrics, plots, model and report to a new run folder"
     s, t0 = setup(), time.time()
     dls = get_dls(data, size=size, bs=bs, csv=csv)
     with run_dir(out) as run:
-        learn = fine_tune_fast(tl_learner(dls, arch), epochs=epochs, lr=lr, freeze_epochs=freeze_epochs)
+        learn = fine_tune_fast(tl_learner(dls, arch), epochs=epochs, lr=lr, freeze_epochs=freeze_epochs, checkpoint=checkpoint)
         info = dict(data=str(data), backbone=learn.arch_name, size=size or s.size, epochs=s.epochs if epochs is None else epochs,
                     n_train=len(dls.train_ds), n_valid=len(dls.valid_ds), quick=s.quick, minutes=round((time.time() - t0) / 60, 2))
         res = full_evaluation(learn, out=run, **info)
@@ -149,6 +149,7 @@ def _parser():
     t.add_argument('data', help=data_help)
     t.add_argument('--arch', help='timm backbone (default from settings.ini)')
     for k, typ in [('size', int), ('lr', float), ('epochs', int), ('freeze-epochs', int)]: t.add_argument(f'--{k}', type=typ)
+    t.add_argument('--checkpoint', help='folder for per-epoch checkpoints; run again with the same folder to resume after a kill')
     common(t, 'runs/train')
     pr = sub.add_parser('predict', help='predict every image in a folder and write a CSV')
     pr.add_argument('model', help='run folder of `tlh train`/`tlh recipe`, or a model bundle folder')
@@ -178,7 +179,7 @@ def main(argv=None):
     if getattr(args, 'quick', False): os.environ['TLH_QUICK'] = '1'
     try:
         if args.cmd == 'train':
-            train(args.data, args.arch, args.size, args.bs, args.lr, args.epochs, args.freeze_epochs, args.out, args.csv)
+            train(args.data, args.arch, args.size, args.bs, args.lr, args.epochs, args.freeze_epochs, args.out, args.csv, args.checkpoint)
         elif args.cmd == 'predict': predict(args.model, args.images, args.out, args.bs, args.unsafe_pickle)
         elif args.cmd == 'evaluate': evaluate_model(args.model, args.data, args.out, args.csv, args.bs, args.unsafe_pickle)
         elif args.cmd == 'recipe':
