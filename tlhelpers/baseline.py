@@ -11,6 +11,7 @@ import json
 from pathlib import Path
 import numpy as np, pandas as pd, torch
 from torch import nn
+from fastcore.foundation import L
 import matplotlib.pyplot as plt
 from fastai.vision.all import vision_learner, accuracy, Callback, save_model, load_model
 from sklearn.metrics import accuracy_score, precision_recall_fscore_support, confusion_matrix
@@ -31,7 +32,7 @@ def tl_learner(dls, arch=None, metrics=None, pretrained=True, cbs=None, **kwargs
     s = get_settings()
     arch = arch or s.backbone
     wkw = timm_kwargs(arch) if pretrained else {}
-    cbs = list(cbs or []) + ([BNStatsFrozen()] if pretrained and s.freeze_bn_stats else [])
+    cbs = L(cbs) + ([BNStatsFrozen()] if pretrained and s.freeze_bn_stats else [])
     learn = vision_learner(dls, arch, metrics=metrics if metrics is not None else [accuracy],
                            pretrained=pretrained, cbs=cbs, **wkw, **kwargs)
     learn.arch_name = arch
