@@ -33,6 +33,7 @@ d = { 'settings': {'branch': 'main', 'doc_baseurl': '/', 'doc_host': '', 'git_ur
                                                                                    'tlhelpers/baseline.py'),
                                     'tlhelpers.baseline.evaluate': ('baseline.html#evaluate', 'tlhelpers/baseline.py'),
                                     'tlhelpers.baseline.fine_tune': ('baseline.html#fine_tune', 'tlhelpers/baseline.py'),
+                                    'tlhelpers.baseline.fit_unfrozen': ('baseline.html#fit_unfrozen', 'tlhelpers/baseline.py'),
                                     'tlhelpers.baseline.plot_confusion': ('baseline.html#plot_confusion', 'tlhelpers/baseline.py'),
                                     'tlhelpers.baseline.resume_point': ('baseline.html#resume_point', 'tlhelpers/baseline.py'),
                                     'tlhelpers.baseline.save_checkpoint': ('baseline.html#save_checkpoint', 'tlhelpers/baseline.py'),

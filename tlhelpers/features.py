@@ -17,7 +17,7 @@ from fastcore.basics import AttrDict
 from fastprogress.fastprogress import progress_bar
 from fastai.vision.all import Learner, DataLoaders, DataLoader, Normalize, accuracy
 from sklearn.linear_model import LogisticRegression
-from .baseline import resume_point, save_checkpoint, EpochCheckpoint
+from .baseline import resume_point, save_checkpoint, fit_unfrozen
 from .core import get_settings, project_root, in_ci
 from .data import load_rgb
 
@@ -108,8 +108,7 @@ def fit_head_from_features(learn, feats, epochs=None, lr=None, bs=None, pct_star
     return hl
 
 # %% ../nbs/05_feature_extraction.ipynb #819848f7
-def fine_tune_fast(learn, epochs=None, lr=None, freeze_epochs=None, feats=None, lr_mult=100, pct_start=0.3, div=5.0,
-                   size=None, checkpoint=None):
+def fine_tune_fast(learn, epochs=None, lr=None, freeze_epochs=None, feats=None, size=None, checkpoint=None, **kwargs):
     "fastai `fine_tune` whose frozen stage trains the head on cached features, resumable from a `checkpoint` folder"
     s = get_settings()
     epochs = s.epochs if epochs is None else epochs
@@ -122,8 +121,4 @@ def fine_tune_fast(learn, epochs=None, lr=None, freeze_epochs=None, feats=None, 
         if freeze_epochs: fit_head_from_features(learn, cached_features(learn, size=size) if feats is None else feats, freeze_epochs, lr)
         if ck: save_checkpoint(ck, learn, 'unfrozen', -1)  # head done, no unfrozen epoch yet
         start = 0
-    learn.unfreeze()
-    if start < epochs:
-        learn.fit_one_cycle(epochs, slice(lr / 2 / lr_mult, lr / 2), pct_start=pct_start, div=div, start_epoch=start,
-                            cbs=[EpochCheckpoint(ck, 'unfrozen')] if ck else [])
-    return learn
+    return fit_unfrozen(learn, epochs, lr, start, ck, **kwargs)
