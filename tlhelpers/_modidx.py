@@ -43,7 +43,6 @@ d = { 'settings': {'branch': 'main', 'doc_baseurl': '/', 'doc_host': '', 'git_ur
                                'tlhelpers.cli._parser': ('cli.html#_parser', 'tlhelpers/cli.py'),
                                'tlhelpers.cli._plot_stages': ('cli.html#_plot_stages', 'tlhelpers/cli.py'),
                                'tlhelpers.cli._sized_dls': ('cli.html#_sized_dls', 'tlhelpers/cli.py'),
-                               'tlhelpers.cli._swap_dls': ('cli.html#_swap_dls', 'tlhelpers/cli.py'),
                                'tlhelpers.cli.evaluate_model': ('cli.html#evaluate_model', 'tlhelpers/cli.py'),
                                'tlhelpers.cli.main': ('cli.html#main', 'tlhelpers/cli.py'),
                                'tlhelpers.cli.predict': ('cli.html#predict', 'tlhelpers/cli.py'),

@@ -19,7 +19,7 @@ from .evaluation import full_evaluation, evaluation_report, write_report, md_tab
 from .inference import export, load_model, predict_folder, evaluate_folder
 from .tuning import find_lr
 from .augment import augment_tfms, NO_AUG, scaled_presize
-from .progressive import parse_sizes
+from .progressive import parse_sizes, dls_at_size
 from .tta import tta_predict
 from .ensemble import average_blend
 
@@ -72,14 +72,6 @@ def evaluate_model(model, data, out='runs/evaluate', csv=None, bs=None, unsafe_p
     return run, res['metrics']
 
 # %% ../nbs/15_cli.ipynb #8824a18f
-def _swap_dls(learn, dls):
-    "Train `learn` on `dls` from now on, keeping its normalisation"
-    if list(dls.vocab) != list(learn.dls.vocab): raise ValueError("The new DataLoaders have different classes")
-    norm = [t for t in learn.dls.after_batch if type(t).__name__ == 'Normalize']
-    dls.add_tfms(norm, 'after_batch')
-    learn.dls = dls
-    return learn
-
 def _sized_dls(items, size, aug=True, bs=None):
     "DataLoaders on already-verified and subsampled `items` (same order every time) at `size`, with or without augmentation"
     tfms = augment_tfms(size=size) if aug else augment_tfms(size=size, **NO_AUG)
@@ -110,10 +102,10 @@ def recipe(data, arch=None, sizes=None, epochs=None, lr=None, ensemble=False, ar
         sugg = find_lr(learn)
         plt.gcf().savefig(run/'lr_find.png', bbox_inches='tight', dpi=100); plt.close('all')
         lr = lr or float(np.clip(np.nan_to_num(sugg.valley, nan=s.lr / 10), 1e-5, 1e-2))  # guard against a noisy short search
-        _swap_dls(learn, _sized_dls(items, sizes[0], bs=bs))
+        learn.dls = dls_at_size(learn.dls, sizes[0], bs=bs)
         learn.fit_one_cycle(epochs, slice(lr / 10, lr)); record(f'augmentation {sizes[0]}px', learner=learn)
         for sz in sizes[1:]:
-            _swap_dls(learn, _sized_dls(items, sz, bs=bs))
+            learn.dls = dls_at_size(learn.dls, sz, bs=bs)
             learn.fit_one_cycle(epochs, slice(lr / 10, lr)); record(f'progressive {sz}px', learner=learn)
         probs, _ = tta_predict(learn); record('TTA', probs.numpy())
         if ensemble:

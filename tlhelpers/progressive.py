@@ -27,8 +27,8 @@ def parse_sizes(sizes=None):
 # %% ../nbs/07_progressive_resizing.ipynb #4779d50b
 def dls_at_size(dls, size, bs=None, aug=None):
     "`DataLoaders` like `dls` (same items, split, vocab and normalisation) at image `size`; `aug`: `augment_tfms` kwargs"
-    new = get_dls(dls.items, size=size, presize=scaled_presize(size), bs=bs or dls.bs, verify=False,
-                  batch_tfms=augment_tfms(size=size, **(aug or {})))
+    new = get_dls(dls.items, size=size, presize=scaled_presize(size), bs=bs or dls.bs, verify=False, n_per_class=0,
+                  batch_tfms=augment_tfms(size=size, **(aug or {})))  # the items are already chosen: no re-subsampling
     if list(new.vocab) != list(dls.vocab): raise ValueError(f"Class order changed: {dls.vocab} -> {new.vocab}")
     new.add_tfms([t for t in dls.after_batch if isinstance(t, Normalize)], 'after_batch')
     return new
