@@ -2,7 +2,7 @@
 
 Run from the project root: `flock /tmp/heavy.lock .venv/bin/python bench/bench_search.py`
 Prints the table and appends it to bench/results/bench_search.md. Trials follow the `search_*` settings
-(frozen mobilenetv2_100, 128 px, 2 epochs of head training on images presized once).
+(a new head trained with one-cycle on cached features of the frozen search_arch at search_size).
 """
 import os, sys, time, tempfile, datetime, platform
 os.environ['TLH_QUICK'] = '0'
@@ -10,20 +10,20 @@ os.environ.setdefault('TLH_NO_BARS', '1')
 from pathlib import Path
 import optuna, torch
 from tlhelpers.core import setup, project_root
-from tlhelpers.search import (search_space, grid_size, search_budget, trial_dls, fixed_scheme, hparam_search,
+from tlhelpers.search import (search_space, grid_size, search_budget, trial_features, fixed_scheme, hparam_search,
                               search_table, finished)
 
 def main():
     s = setup()
     optuna.logging.set_verbosity(optuna.logging.WARNING)
     space, work = search_space(s), Path(tempfile.mkdtemp(prefix='bench_search_'))
-    t = time.perf_counter(); dls = trial_dls(dest=work); prep = time.perf_counter() - t
+    t = time.perf_counter(); feats = trial_features(); prep = time.perf_counter() - t
     minutes, params = [], []
-    t = time.perf_counter(); fixed = fixed_scheme(dls); minutes.append(time.perf_counter() - t)
+    t = time.perf_counter(); fixed = fixed_scheme(feats); minutes.append(time.perf_counter() - t)
     params.append(dict(lr=s.lr, wd=s.wd, label_smoothing=False, mixup=False))
     studies = []
     for kind in ('grid', 'bayes'):
-        t = time.perf_counter(); st = hparam_search(kind, work/'study.db', dls, space=space)
+        t = time.perf_counter(); st = hparam_search(kind, work/'study.db', feats, space=space)
         minutes.append(time.perf_counter() - t); studies.append(st); params.append(st.best_params)
         print(f'{kind}: {len(finished(st))} trials in {minutes[-1] / 60:.1f} min, best {st.best_value:.4f}', flush=True)
     grid, bayes = studies
@@ -34,9 +34,9 @@ def main():
     table['best params'] = [', '.join(f'{k}={v}' for k, v in p.items()) for p in params]
     md = table.to_markdown(index=False, floatfmt='.4f')
     head = (f"## {datetime.datetime.now():%Y-%m-%d %H:%M} hymenoptera, full mode, {s.search_arch} {s.search_size}px, "
-            f"{s.search_epochs} epochs head-only per trial, {len(dls.train_ds)} train / {len(dls.valid_ds)} valid images, "
+            f"{s.search_epochs} epochs of a new head on cached features per trial, {(~feats.is_valid).sum()} train / {feats.is_valid.sum()} valid images, "
             f"CPU ({torch.get_num_threads()} threads, {platform.processor() or platform.machine()}); "
-            f"presizing {prep:.0f} s\n")
+            f"feature extraction {prep:.0f} s (cached: {feats.hit})\n")
     print(head + '\n' + md)
     out = project_root()/'bench'/'results'/'bench_search.md'
     out.parent.mkdir(parents=True, exist_ok=True)

@@ -3,7 +3,8 @@
 SGD(lr=1e-3, momentum=0.9) and StepLR(step_size=7, gamma=0.1), evaluating after every epoch.
 
 Run from the project root: `.venv/bin/python bench/bench_time_to_accuracy.py --dataset flowers --minutes 20`
-Each method gets the same wall-clock budget, in the same run, one after the other. Prints a table (minutes to reach
+The plain loop trains for the wall-clock budget; tlhelpers runs `tlh recipe` with the settings' defaults (accuracy
+measured after each stage, its elapsed minutes counted from the start, data checks included). Same run, one after the other. Prints a table (minutes to reach
 90% / 95% valid accuracy, final accuracy, and the ratio) and appends it to bench/results/bench_time_to_accuracy.md.
 """
 import argparse, os, time
@@ -37,20 +38,11 @@ def plain_pytorch(root, arch, minutes, size=224, bs=32):
     return log
 
 def tlhelpers_recipe(root, arch, minutes):
-    "tlhelpers' defaults (settings.ini): presized DataLoaders, fine_tune; accuracy logged after every epoch"
-    from fastai.callback.core import Callback
-    from tlhelpers.core import setup
-    from tlhelpers.data import get_dls
-    from tlhelpers.baseline import tl_learner, fine_tune
-    s = setup(bars=False)
-    t0, log = time.time(), []
-    class Timer(Callback):
-        order = 90
-        def after_epoch(self):
-            log.append(((time.time() - t0) / 60, float(self.recorder.log[3]))); print('tlhelpers', log[-1], flush=True)
-    learn = tl_learner(get_dls(root), arch, cbs=[Timer()])
-    fine_tune(learn)
-    return log
+    "`tlh recipe` with the settings' defaults (its own run folder and report): [(elapsed minutes, valid accuracy)] per stage"
+    from tlhelpers.cli import recipe
+    run, stages = recipe(root, arch, out='runs/bench_time_to_accuracy')
+    print('tlhelpers report:', run/'report.md', flush=True)
+    return [(v['minutes'], v['accuracy']) for v in stages.values()]
 
 def first_reach(log, target):
     return next((round(t, 1) for t, a in log if a >= target), None)

@@ -121,7 +121,7 @@ def test_recipe_never_overwrites(work):
     assert f'run={run}' in r.stdout
     assert (work/'runs'/'train'/'metrics.json').read_text() == before
     stages = pd.read_csv(run/'stages.csv', index_col=0)
-    assert stages.index.tolist() == ['baseline', 'augmentation 48px', 'TTA', 'ensemble + mobilenetv2_100']
+    assert stages.index.tolist() == ['baseline', 'augmentation 48px', 'TTA 48px', 'ensemble + mobilenetv2_100']
     assert {'lr_find.png', 'stages.png', 'report.md', 'model.safetensors', 'model.json'} <= {p.name for p in run.iterdir()}
     m = json.loads((run/'metrics.json').read_text())
     assert set(m['stages']) == set(stages.index) and m['accuracy'] == stages.accuracy.iloc[-1]

@@ -7,7 +7,8 @@ SEARCH = ("import sys; from tlhelpers.core import setup; from tlhelpers.search i
           "setup(bars=False); hparam_search('grid', sys.argv[1])")
 
 def _start(db):
-    env = dict(os.environ, TLH_QUICK='1', CI='1')
+    # ~40 ms per head epoch on quick features: 40 epochs make a trial last long enough to be killed in the middle of
+    env = dict(os.environ, TLH_QUICK='1', CI='1', TLH_QUICK_SEARCH_EPOCHS='40')
     return subprocess.Popen([sys.executable, '-c', SEARCH, str(db)], env=env, cwd=Path(__file__).parents[1],
                             stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True)
 
@@ -60,4 +61,5 @@ def test_killed_grid_search_resumes(tmp_path, hymenoptera):
     # a trial killed mid-run is marked failed, and its grid point was run again
     killed = running[0]
     assert after.trials[killed.number].state == TrialState.FAIL
-    assert tuple(sorted(killed.params.items())) in points
+    # (it may die between two `suggest` calls, holding only some of its parameters)
+    assert killed.params and any(set(killed.params.items()) <= set(pt) for pt in points)

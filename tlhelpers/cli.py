@@ -13,8 +13,8 @@ import numpy as np, pandas as pd, torch
 import matplotlib.pyplot as plt
 from .core import setup, get_settings, new_run_dir
 from .data import get_dls, locate
-from .baseline import tl_learner, fine_tune, evaluate, classification_metrics
-from .features import fine_tune_fast
+from .baseline import tl_learner, classification_metrics, resume_point, save_checkpoint, EpochCheckpoint
+from .features import fine_tune_fast, fit_head_from_features, cached_features
 from .evaluation import full_evaluation, evaluation_report, write_report, md_table, item_files
 from .inference import export, load_model, predict_folder, evaluate_folder
 from .tuning import find_lr
@@ -83,49 +83,85 @@ def _plot_stages(stages, fname):
     ax.set(xlim=(max(0, stages.accuracy.min() - 0.1), 1), title='Validation accuracy after each stage')
     ax.figure.savefig(fname, bbox_inches='tight', dpi=100); plt.close('all')
 
-def recipe(data, arch=None, sizes=None, epochs=None, lr=None, ensemble=False, arch2=None, bs=None, out='runs/recipe', csv=None):
+class _Progress:
+    "Finished stages (metrics and minutes), the chosen lr and elapsed time of a recipe, kept in `ck/recipe.json` if `ck`"
+    def __init__(self, ck):
+        self.ck, self.t0 = ck, time.time()
+        st = json.loads((ck/'recipe.json').read_text()) if ck and (ck/'recipe.json').exists() else {}
+        self.stages, self.lr = st.get('stages', {}), st.get('lr')
+        self.t0 -= 60 * st.get('minutes', 0)  # elapsed minutes carry over a resume
+    def minutes(self): return (time.time() - self.t0) / 60
+    def record(self, name, probs, targs):
+        self.stages[name] = dict(classification_metrics(targs, np.asarray(probs).argmax(1)), minutes=round(self.minutes(), 2))
+        print(f'{name}: ' + ' '.join(f'{k}={v:.4f}' for k, v in self.stages[name].items()), flush=True)
+        self.save()
+    def save(self):
+        if not self.ck: return
+        tmp = self.ck/'recipe.json.tmp'
+        tmp.write_text(json.dumps(dict(stages=self.stages, lr=self.lr, minutes=self.minutes()), indent=1))
+        tmp.replace(self.ck/'recipe.json')
+
+def recipe(data, arch=None, sizes=None, epochs=None, lr=None, ensemble=False, arch2=None, bs=None, out='runs/recipe', csv=None,
+           checkpoint=None):
     "baseline -> lr find -> augmentation -> progressive resizing -> TTA -> (ensemble) -> report, in a new run folder"
-    s, t0 = setup(), time.time()
-    sizes = parse_sizes(sizes)
+    s = setup()
+    sizes, ck = parse_sizes(sizes), Path(checkpoint) if checkpoint else None
     epochs = s.progressive_epochs if epochs is None else epochs
+    if ck: ck.mkdir(parents=True, exist_ok=True)
+    prog = _Progress(ck)
     items = get_dls(data, size=sizes[0], bs=bs, csv=csv).items  # verified and split once
-    stages = {}
-    def record(name, probs=None, learner=None):
-        if probs is None: probs, targs = learner.get_preds()
-        stages[name] = classification_metrics(targs_all, np.asarray(probs).argmax(1))
-        print(f'{name}: ' + ' '.join(f'{k}={v:.4f}' for k, v in stages[name].items()), flush=True)
-    with run_dir(out) as run, tempfile.TemporaryDirectory() as tmp:
-        learn = tl_learner(_sized_dls(items, sizes[0], aug=False, bs=bs), arch, path=tmp)
-        targs_all = np.array([learn.dls.vocab.o2i[l] for l in learn.dls.valid.items.label])
-        learn.fit_one_cycle(s.freeze_epochs, s.lr); record('baseline', learner=learn)
+    with tempfile.TemporaryDirectory() as tmp:
+        work = ck or Path(tmp)
+        learn = tl_learner(_sized_dls(items, sizes[-1], aug=False, bs=bs), arch, path=tmp)
+        targs = np.array([learn.dls.vocab.o2i[l] for l in learn.dls.valid.items.label])
+        stage, start = resume_point(ck, learn)
+        def train(name, size, lrs):
+            "Train stage `name` at `size` unless it is done, resuming from its last checkpointed epoch"
+            learn.dls = dls_at_size(learn.dls, size, bs=bs)
+            if name in prog.stages: return
+            learn.fit_one_cycle(epochs, lrs, start_epoch=start if stage == name else 0,
+                                cbs=[EpochCheckpoint(ck, name)] if ck else [])
+            prog.record(name, learn.get_preds()[0], targs)
+        if 'baseline' not in prog.stages:
+            fit_head_from_features(learn, cached_features(learn, size=sizes[-1]), s.head_epochs, s.lr)
+            if ck: save_checkpoint(ck, learn, 'baseline', s.head_epochs - 1)
+            prog.record('baseline', learn.get_preds()[0], targs)
         learn.unfreeze()
-        sugg = find_lr(learn)
-        plt.gcf().savefig(run/'lr_find.png', bbox_inches='tight', dpi=100); plt.close('all')
-        lr = lr or float(np.clip(np.nan_to_num(sugg.valley, nan=s.lr / 10), 1e-5, 1e-2))  # guard against a noisy short search
-        learn.dls = dls_at_size(learn.dls, sizes[0], bs=bs)
-        learn.fit_one_cycle(epochs, slice(lr / 10, lr)); record(f'augmentation {sizes[0]}px', learner=learn)
-        for sz in sizes[1:]:
-            learn.dls = dls_at_size(learn.dls, sz, bs=bs)
-            learn.fit_one_cycle(epochs, slice(lr / 10, lr)); record(f'progressive {sz}px', learner=learn)
-        probs, _ = tta_predict(learn); record('TTA', probs.numpy())
+        if prog.lr is None and lr: prog.lr = lr
+        if prog.lr is None:
+            learn.dls = dls_at_size(learn.dls, sizes[0], bs=bs)
+            sugg = find_lr(learn)
+            plt.gcf().savefig(work/'lr_find.png', bbox_inches='tight', dpi=100); plt.close('all')
+            prog.lr = float(np.clip(np.nan_to_num(sugg.valley, nan=s.lr / 10), 1e-5, 1e-2))  # guard against a noisy short search
+            prog.save()
+        lrs = slice(prog.lr / s.recipe_lr_mult, prog.lr)
+        train(f'augmentation {sizes[0]}px', sizes[0], lrs)
+        for sz in sizes[1:]: train(f'progressive {sz}px', sz, lrs)
+        tta_size = round(sizes[-1] * s.recipe_tta_scale)
+        probs, _ = tta_predict(learn, size=tta_size); prog.record(f'TTA {tta_size}px', probs.numpy(), targs)
         if ensemble:
             arch2 = arch2 or s.recipe_ensemble_arch
-            learn2 = fine_tune(tl_learner(_sized_dls(items, sizes[-1], bs=bs), arch2, path=tmp), epochs=epochs)
-            p2, _ = tta_predict(learn2)
-            probs = torch.as_tensor(average_blend([probs, p2])); record(f'ensemble + {arch2}', probs.numpy())
-        table = pd.DataFrame(stages).T.rename_axis('stage')
-        table.to_csv(run/'stages.csv'); _plot_stages(table, run/'stages.png')
-        info = dict(data=str(data), backbone=learn.arch_name, ensemble_with=arch2 if ensemble else None, sizes=sizes,
-                    epochs_per_stage=epochs, lr=lr, n_train=len(learn.dls.train_ds), n_valid=len(targs_all), quick=s.quick,
-                    minutes=round((time.time() - t0) / 60, 2))
-        res = evaluation_report(probs, targs_all, learn.dls.vocab, item_files(learn.dls.valid), out=run, stages=stages, **info)
-        export(learn, run)
-        sections = {'Stages': md_table(table) + '\n\n![stages](stages.png)\n\n![learning-rate finder](lr_find.png)\n\n'
-                    f'The final metrics are those of the last stage. The saved model (`model.safetensors`) is the {learn.arch_name} '
-                    'learner after progressive resizing, predicting without TTA' + (' or the ensemble.' if ensemble else '.')}
-        write_report(run, f'tlh recipe {data}', res, sections=sections, **info)
-    _done(res, run, t0)
-    return run, stages
+            learn2 = tl_learner(_sized_dls(items, sizes[-1], bs=bs), arch2, path=tmp)
+            fine_tune_fast(learn2, epochs=epochs, lr=prog.lr, checkpoint=ck/'ensemble' if ck else None)
+            p2, _ = tta_predict(learn2, size=tta_size)
+            probs = torch.as_tensor(average_blend([probs, p2])); prog.record(f'ensemble + {arch2}', probs.numpy(), targs)
+        with run_dir(out) as run:  # made only now: a killed run leaves no half-filled folder behind
+            table = pd.DataFrame(prog.stages).T.rename_axis('stage')
+            table.to_csv(run/'stages.csv'); _plot_stages(table, run/'stages.png')
+            if (work/'lr_find.png').exists(): shutil.copy(work/'lr_find.png', run)
+            info = dict(data=str(data), backbone=learn.arch_name, ensemble_with=arch2 if ensemble else None, sizes=sizes,
+                        epochs_per_stage=epochs, lr=prog.lr, n_train=len(learn.dls.train_ds), n_valid=len(targs), quick=s.quick,
+                        minutes=round(prog.minutes(), 2))
+            res = evaluation_report(probs, targs, learn.dls.vocab, item_files(learn.dls.valid), out=run, stages=prog.stages, **info)
+            export(learn, run)
+            lr_plot = '![learning-rate finder](lr_find.png)\n\n' if (run/'lr_find.png').exists() else f'Learning rate {prog.lr:g}, given.\n\n'
+            sections = {'Stages': md_table(table) + '\n\n![stages](stages.png)\n\n' + lr_plot +
+                        f'The final metrics are those of the last stage; `minutes` is the time elapsed when each stage finished. '
+                        f'The saved model (`model.safetensors`) is the {learn.arch_name} learner after progressive resizing, '
+                        'predicting without TTA' + (' or the ensemble.' if ensemble else '.')}
+            write_report(run, f'tlh recipe {data}', res, sections=sections, **info)
+    print(' '.join(f'{k}={v:.4f}' for k, v in res['metrics'].items()), f'minutes={prog.minutes():.1f}', f'run={run}')
+    return run, prog.stages
 
 # %% ../nbs/15_cli.ipynb #9a476874
 def _parser():
@@ -162,6 +198,7 @@ def _parser():
     r.add_argument('--lr', type=float, help='learning rate (default: the lr finder\'s valley)')
     r.add_argument('--ensemble', action='store_true', help='also train a second backbone and average the predictions')
     r.add_argument('--arch2', help='second backbone (default: recipe_ensemble_arch setting)')
+    r.add_argument('--checkpoint', help='folder for per-epoch checkpoints and stage progress; run again with it to resume after a kill')
     common(r, 'runs/recipe')
     return p
 
@@ -175,7 +212,8 @@ def main(argv=None):
         elif args.cmd == 'predict': predict(args.model, args.images, args.out, args.bs, args.unsafe_pickle)
         elif args.cmd == 'evaluate': evaluate_model(args.model, args.data, args.out, args.csv, args.bs, args.unsafe_pickle)
         elif args.cmd == 'recipe':
-            recipe(args.data, args.arch, args.sizes, args.epochs, args.lr, args.ensemble, args.arch2, args.bs, args.out, args.csv)
+            recipe(args.data, args.arch, args.sizes, args.epochs, args.lr, args.ensemble, args.arch2, args.bs, args.out, args.csv,
+                   args.checkpoint)
     except (OSError, ValueError, ConnectionError, RuntimeError, KeyError) as e:
         print(f'tlh: error: {e}', file=sys.stderr)
         return 2

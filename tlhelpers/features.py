@@ -4,7 +4,7 @@
 
 # %% auto #0
 __all__ = ['features_dir', 'feature_key', 'norm_stats', 'extract_features', 'cached_features', 'sklearn_baseline',
-           'fit_head_from_features', 'fine_tune_fast']
+           'features_learner', 'new_head', 'fit_head_from_features', 'fine_tune_fast']
 
 # %% ../nbs/05_feature_extraction.ipynb #d5c6b980
 import os, hashlib, time
@@ -15,7 +15,8 @@ from torch.utils.data import Dataset, TensorDataset
 from torch.utils.data import DataLoader as TorchDataLoader
 from fastcore.basics import AttrDict
 from fastprogress.fastprogress import progress_bar
-from fastai.vision.all import Learner, DataLoaders, DataLoader, Normalize, accuracy
+from torch import nn
+from fastai.vision.all import Learner, DataLoaders, DataLoader, Normalize, accuracy, CrossEntropyLossFlat, create_head, apply_init
 from sklearn.linear_model import LogisticRegression
 from .baseline import resume_point, save_checkpoint, fit_unfrozen
 from .core import get_settings, project_root, in_ci
@@ -92,27 +93,38 @@ def sklearn_baseline(feats, pool='avg', C=1.0, max_iter=2000):
     return dict(accuracy=acc, seconds=time.perf_counter() - t, model=clf)
 
 # %% ../nbs/05_feature_extraction.ipynb #031ec95e
+def features_learner(feats, head, bs=32, loss_func=None, device=None, **kwargs):
+    "A fastai `Learner` training `head` on cached features `feats`, split into train and valid as they are"
+    x, y, v = (torch.from_numpy(a) for a in (feats.x, feats.y, feats.is_valid))
+    n_train = int((~v).sum())
+    dls = DataLoaders(DataLoader(TensorDataset(x[~v], y[~v]), bs=bs, shuffle=True, drop_last=n_train > bs),
+                      DataLoader(TensorDataset(x[v], y[v]), bs=bs * 2), device=device)
+    return Learner(dls, head, loss_func=loss_func or CrossEntropyLossFlat(), metrics=accuracy, **kwargs)
+
+def new_head(feats):
+    "A fresh head for cached features `feats`, built and initialised as `vision_learner` does after its pooling layer"
+    head = create_head(feats.x.shape[1] // 2, len(feats.vocab))[2:]  # [2:] drops the pooling and flatten
+    apply_init(head, nn.init.kaiming_normal_)
+    return head
+
+# %% ../nbs/05_feature_extraction.ipynb #bee3ac81
 def fit_head_from_features(learn, feats, epochs=None, lr=None, bs=None, pct_start=None):
     "Train `learn`'s new head (`learn.model[1][2:]`) on cached features, like `fine_tune`'s frozen stage; returns the head's Learner"
     # One epoch warms up almost all the way, as fastai's frozen stage does; over several epochs that never anneals
     # (flowers, lite0 224px, 8 epochs: 88.5-89.8% with 0.99 vs 91.4-92.5% with 0.25, two seeds each), so use 0.25.
     s = get_settings()
-    epochs = s.freeze_epochs if epochs is None else epochs
-    x, y, v = torch.from_numpy(feats.x), torch.from_numpy(feats.y), torch.from_numpy(feats.is_valid)
-    bs = bs or learn.dls.train.bs
-    dls = DataLoaders(DataLoader(TensorDataset(x[~v], y[~v]), bs=bs, shuffle=True, drop_last=True),
-                      DataLoader(TensorDataset(x[v], y[v]), bs=bs * 2), device=learn.dls.device)
-    head = learn.model[1][2:]  # shares its modules with learn.model
-    hl = Learner(dls, head, loss_func=learn.loss_func, opt_func=learn.opt_func, wd=learn.wd, metrics=accuracy)
+    epochs = s.head_epochs if epochs is None else epochs
+    hl = features_learner(feats, learn.model[1][2:], bs=bs or learn.dls.train.bs, loss_func=learn.loss_func,
+                          device=learn.dls.device, opt_func=learn.opt_func, wd=learn.wd)
     hl.fit_one_cycle(epochs, lr or s.lr, pct_start=pct_start or (0.99 if epochs == 1 else 0.25))
     return hl
 
-# %% ../nbs/05_feature_extraction.ipynb #819848f7
+# %% ../nbs/05_feature_extraction.ipynb #d9294885
 def fine_tune_fast(learn, epochs=None, lr=None, freeze_epochs=None, feats=None, size=None, checkpoint=None, **kwargs):
-    "fastai `fine_tune` whose frozen stage trains the head on cached features, resumable from a `checkpoint` folder"
+    "fastai `fine_tune` whose frozen stage trains the head on cached features (`head_epochs`), resumable from a `checkpoint` folder"
     s = get_settings()
     epochs = s.epochs if epochs is None else epochs
-    freeze_epochs = s.freeze_epochs if freeze_epochs is None else freeze_epochs
+    freeze_epochs = s.head_epochs if freeze_epochs is None else freeze_epochs
     lr = lr or s.lr
     ck = Path(checkpoint) if checkpoint else None
     if ck: ck.mkdir(parents=True, exist_ok=True)
