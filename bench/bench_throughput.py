@@ -1,4 +1,4 @@
-"""CPU throughput levers, train and inference images/s and peak memory (issue 6, part 3).
+"""CPU throughput levers, train and inference images/s and peak memory (issue 6, parts 3 and 4).
 
 Run from the project root: `.venv/bin/python bench/bench_throughput.py [--arch tf_efficientnet_lite0] [--size 160]`
 Each variant runs in its own subprocess so its peak memory (ru_maxrss) is its own. Prints a table and appends it
@@ -9,6 +9,7 @@ from pathlib import Path
 
 MODEL_VARIANTS = ['fp32', 'channels_last', 'bf16', 'channels_last+bf16', 'compile']
 DATA_VARIANTS = ['workers0', 'workers1', 'workers2', 'presized', 'jpeg_draft']
+INFER_VARIANTS = ['single', 'single+tta', 'batch32', 'batch32+tta']
 
 def model_variant(name, arch, size, bs, steps):
     import torch
@@ -67,8 +68,28 @@ def data_variant(name, size, bs, n_batches):
     if name == 'presized': res['one_time_resize_s'] = prep
     return res
 
+def infer_variant(name, arch, size, n_files=64):
+    "End-to-end images/s of `tlhelpers.inference.Classifier.predict` on flowers files (decode, preprocess, model), bs 1 or 32, with or without flip TTA"
+    import torch
+    from tlhelpers.core import setup
+    from tlhelpers.data import get_dls
+    from tlhelpers.baseline import tl_learner
+    from tlhelpers.inference import Classifier
+    setup(bars=False); torch.set_num_threads(os.cpu_count())
+    dls = get_dls('flowers', size=size, verify=False)
+    clf = Classifier.from_learner(tl_learner(dls, arch))
+    files = list(dls.valid.items.fname[:n_files])
+    bs, tta = (1 if name.startswith('single') else 32), name.endswith('+tta')
+    clf.predict(files[:bs], bs=bs, tta=tta)  # warm-up
+    files = files[:16] if bs == 1 else files
+    t = time.perf_counter(); clf.predict(files, bs=bs, tta=tta)
+    secs = time.perf_counter() - t
+    return dict(infer_img_s=len(files) / secs, ms_per_image=1000 * secs / len(files))
+
 def child(kind, name, args):
-    res = model_variant(name, args.arch, args.size, args.bs, args.steps) if kind == 'model' else data_variant(name, args.size, args.bs, args.batches)
+    if kind == 'model': res = model_variant(name, args.arch, args.size, args.bs, args.steps)
+    elif kind == 'data': res = data_variant(name, args.size, args.bs, args.batches)
+    else: res = infer_variant(name, args.arch, args.size)
     res['peak_rss_mib'] = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
     print('RESULT', json.dumps(res))
 
@@ -80,7 +101,7 @@ def main():
     args = p.parse_args()
     if args.child: return child(*args.child, args)
     rows = []
-    for kind, names in [('model', MODEL_VARIANTS), ('data', DATA_VARIANTS)]:
+    for kind, names in [('model', MODEL_VARIANTS), ('data', DATA_VARIANTS), ('inference', INFER_VARIANTS)]:
         for name in names:
             cmd = [sys.executable, __file__, '--child', kind, name] + sys.argv[1:]
             out = subprocess.run(cmd, capture_output=True, text=True, env=dict(os.environ, CI='1'))

@@ -52,10 +52,10 @@ def train(data, arch=None, size=None, bs=None, lr=None, epochs=None, freeze_epoc
     return run, res['metrics']
 
 # %% ../nbs/15_cli.ipynb #2cb2a08d
-def predict(model, images, out='preds.csv', bs=None, unsafe_pickle=False):
-    "Predict every image under `images` with the model at `model`; write a CSV"
+def predict(model, images, out='preds.csv', bs=None, unsafe_pickle=False, tta=False):
+    "Predict every image under `images` with the model at `model` (`tta`: averaged with mirrored images); write a CSV"
     clf = load_model(model, unsafe_pickle=unsafe_pickle)
-    df = predict_folder(clf, images, out_csv=out, bs=bs or get_settings().bs)
+    df = predict_folder(clf, images, out_csv=out, bs=bs or get_settings().bs, tta=tta)
     counts = ', '.join(f'{k}: {v}' for k, v in df.label.value_counts().items())
     print(f'{len(df)} image(s) predicted ({counts}); skipped {len(df.attrs["skipped"])} -> {out}')
     return df
@@ -184,6 +184,7 @@ def _parser():
     pr.add_argument('images', help='image file or folder (searched recursively)')
     pr.add_argument('--out', default='preds.csv', help='CSV to write')
     pr.add_argument('--bs', type=int, help='batch size')
+    pr.add_argument('--tta', action='store_true', help='average each prediction with that of the mirrored image (2x the time)')
     ev = sub.add_parser('evaluate', help='measure a trained model on a labelled image folder')
     ev.add_argument('model', help='run folder or model bundle')
     ev.add_argument('data', help=data_help + '; its validation split is used if it has one')
@@ -209,7 +210,7 @@ def main(argv=None):
     try:
         if args.cmd == 'train':
             train(args.data, args.arch, args.size, args.bs, args.lr, args.epochs, args.freeze_epochs, args.out, args.csv, args.checkpoint)
-        elif args.cmd == 'predict': predict(args.model, args.images, args.out, args.bs, args.unsafe_pickle)
+        elif args.cmd == 'predict': predict(args.model, args.images, args.out, args.bs, args.unsafe_pickle, args.tta)
         elif args.cmd == 'evaluate': evaluate_model(args.model, args.data, args.out, args.csv, args.bs, args.unsafe_pickle)
         elif args.cmd == 'recipe':
             recipe(args.data, args.arch, args.sizes, args.epochs, args.lr, args.ensemble, args.arch2, args.bs, args.out, args.csv,

@@ -80,13 +80,14 @@ class Classifier:
         return self.batch_tfms(TensorImage(torch.stack(xs))).as_subclass(torch.Tensor)
 
     @torch.no_grad()
-    def predict(self, imgs, bs=32):
-        "Class probabilities (n_images, n_classes) for PIL images or image files"
+    def predict(self, imgs, bs=32, tta=False):
+        "Class probabilities (n_images, n_classes) for PIL images or image files; `tta`: averaged with the mirrored image"
         imgs, dev = list(imgs), next(self.model.parameters()).device
         if not imgs: return torch.zeros(0, len(self.vocab))
         self.model.eval()
-        out = [self.model(self.preprocess(imgs[i:i + bs]).to(dev)).float().softmax(1).cpu() for i in range(0, len(imgs), bs)]
-        return torch.cat(out)
+        def probs(x): return self.model(x).float().softmax(1)
+        def one(x): return (probs(x) + probs(x.flip(3))) / 2 if tta else probs(x)
+        return torch.cat([one(self.preprocess(imgs[i:i + bs]).to(dev)).cpu() for i in range(0, len(imgs), bs)])
 
     def save(self, path):
         "Write `model.safetensors` and `model.json` into folder `path`"
@@ -97,7 +98,7 @@ class Classifier:
 
     def __repr__(self): return f"Classifier({self.config['arch']}, {len(self.vocab)} classes: {', '.join(self.vocab[:6])}{'...' if len(self.vocab) > 6 else ''})"
 
-# %% ../nbs/14_export_inference.ipynb #41554de1
+# %% ../nbs/14_export_inference.ipynb #30ea9d47
 def export(learn, path, pickle=True, head=None):
     "Save `learn` to folder `path`: the pickle-free bundle, and fastai's `learner.pkl` if `pickle`"
     path = Path(path); path.mkdir(parents=True, exist_ok=True)
@@ -105,7 +106,7 @@ def export(learn, path, pickle=True, head=None):
     if pickle: learn.export(path.absolute()/'learner.pkl')
     return path
 
-# %% ../nbs/14_export_inference.ipynb #ea870195
+# %% ../nbs/14_export_inference.ipynb #76007c21
 class UnsafePickleError(PermissionError):
     "Refusing to unpickle a learner without an explicit opt-in"
 
@@ -133,8 +134,8 @@ def load_model(path, unsafe_pickle=False, device='cpu'):
                                 "Load only files you trust, with unsafe_pickle=True (tlh: --unsafe-pickle), or use a model.safetensors bundle")
     raise FileNotFoundError(f"No model bundle (model.json + model.safetensors) in {path}")
 
-# %% ../nbs/14_export_inference.ipynb #c071e98d
-def predict_folder(model, folder, out_csv=None, bs=32):
+# %% ../nbs/14_export_inference.ipynb #495ad90b
+def predict_folder(model, folder, out_csv=None, bs=32, tta=False):
     "Predict every image under `folder`: DataFrame (filename, label, one probability column per class); bad files skipped"
     folder = Path(folder)
     if not folder.exists(): raise FileNotFoundError(f"No such file or folder: {folder}")
@@ -143,7 +144,7 @@ def predict_folder(model, folder, out_csv=None, bs=32):
     report = verify_images(files)
     ok, bad = report[report.status != 'bad'], report[report.status == 'bad']
     if len(bad): print(f"Skipping {len(bad)} unreadable file(s):\n" + '\n'.join(f'  {f}: {r}' for f, r in zip(bad.fname, bad.reason)))
-    probs = model.predict(list(ok.fname), bs=bs)
+    probs = model.predict(list(ok.fname), bs=bs, tta=tta)
     cols = [c if c not in ('filename', 'label') else f'p_{c}' for c in model.vocab]
     df = pd.DataFrame(probs.numpy(), columns=cols)
     names = [f.name if folder.is_file() else str(f.relative_to(folder)) for f in ok.fname]
@@ -153,7 +154,7 @@ def predict_folder(model, folder, out_csv=None, bs=32):
     if out_csv: df.to_csv(out_csv, index=False)
     return df
 
-# %% ../nbs/14_export_inference.ipynb #6ec4ccf8
+# %% ../nbs/14_export_inference.ipynb #bf55d87e
 def evaluate_folder(model, data, csv=None, out=None, bs=32, n_per_class=None, **extra):
     "`evaluation_report` of `model` on a labelled folder or dataset name (its validation split if it has one)"
     df = items_df(locate(data), csv=csv)
@@ -167,7 +168,7 @@ def evaluate_folder(model, data, csv=None, out=None, bs=32, n_per_class=None, **
     probs = model.predict(list(df.fname), bs=bs)
     return evaluation_report(probs, [model.vocab.index(l) for l in df.label], model.vocab, list(df.fname), out=out, **extra)
 
-# %% ../nbs/14_export_inference.ipynb #7c11f195
+# %% ../nbs/14_export_inference.ipynb #992ec7ad
 def predict_bytes(model, data, k=3):
     "Top-`k` (label, probability) of an image given as bytes"
     probs = model.predict([load_rgb(io.BytesIO(data))])[0]
