@@ -14,7 +14,7 @@ import matplotlib.pyplot as plt
 from .core import setup, get_settings, new_run_dir
 from .data import get_dls, locate
 from .baseline import tl_learner, classification_metrics, resume_point, save_checkpoint, EpochCheckpoint
-from .features import fine_tune_fast, fit_head_from_features, cached_features
+from .features import fine_tune_fast, fit_head_from_features, cached_features, features_learner
 from .evaluation import full_evaluation, evaluation_report, write_report, md_table, item_files
 from .inference import export, load_model, predict_folder, evaluate_folder
 from .tuning import find_lr
@@ -123,18 +123,18 @@ def recipe(data, arch=None, sizes=None, epochs=None, lr=None, ensemble=False, ar
                                 cbs=[EpochCheckpoint(ck, name)] if ck else [])
             prog.record(name, learn.get_preds()[0], targs)
         if 'baseline' not in prog.stages:
-            fit_head_from_features(learn, cached_features(learn, size=sizes[-1]), s.head_epochs, s.lr)
+            feats = cached_features(learn, size=sizes[-1])
+            if prog.lr is None and lr: prog.lr = lr
+            if prog.lr is None:  # the finder on the new head over cached features: the frozen model, in seconds
+                sugg = find_lr(features_learner(feats, learn.model[1][2:], bs=learn.dls.bs, loss_func=learn.loss_func, path=tmp))
+                plt.gcf().savefig(work/'lr_find.png', bbox_inches='tight', dpi=100); plt.close('all')
+                prog.lr = float(np.clip(np.nan_to_num(sugg.valley, nan=s.lr), 1e-4, 1e-2))  # guard against a noisy search
+                prog.save()
+            fit_head_from_features(learn, feats, s.head_epochs, prog.lr)
             if ck: save_checkpoint(ck, learn, 'baseline', s.head_epochs - 1)
             prog.record('baseline', learn.get_preds()[0], targs)
         learn.unfreeze()
-        if prog.lr is None and lr: prog.lr = lr
-        if prog.lr is None:
-            learn.dls = dls_at_size(learn.dls, sizes[0], bs=bs)
-            sugg = find_lr(learn)
-            plt.gcf().savefig(work/'lr_find.png', bbox_inches='tight', dpi=100); plt.close('all')
-            prog.lr = float(np.clip(np.nan_to_num(sugg.valley, nan=s.lr / 10), 1e-5, 1e-2))  # guard against a noisy short search
-            prog.save()
-        lrs = slice(prog.lr / s.recipe_lr_mult, prog.lr)
+        lrs = slice(prog.lr / 2 / s.recipe_lr_mult, prog.lr / 2)  # as fastai's fine_tune: half the head's lr once unfrozen
         train(f'augmentation {sizes[0]}px', sizes[0], lrs)
         for sz in sizes[1:]: train(f'progressive {sz}px', sz, lrs)
         tta_size = round(sizes[-1] * s.recipe_tta_scale)
