@@ -15,7 +15,7 @@ $(STAMP): pyproject.toml constraints.txt
 	touch $(STAMP)
 
 demo: $(STAMP)
-	$(BIN)/tlh train flowers --size 224 --freeze-epochs 8 --epochs 0 --out runs/demo
+	$(BIN)/tlh train flowers --size 224 --epochs 0 --out runs/demo
 
 test: $(STAMP)
 	TLH_QUICK=1 $(BIN)/nbdev-test --n-workers 1 --timing
