@@ -13,7 +13,7 @@ import numpy as np, pandas as pd, torch
 from PIL import Image
 import fastai.vision.all as fv
 from fastai.vision.all import create_timm_model, load_learner, get_image_files, PILImage, TensorImage, Pipeline
-from safetensors.torch import save_model, load_model as load_safetensors
+from safetensors.torch import save_file, load_model as load_safetensors
 from .core import get_settings, setup
 from .data import load_rgb, locate, items_df, verify_images, summarize
 from .evaluation import evaluation_report
@@ -54,6 +54,7 @@ def build_pipeline(spec):
 class Classifier:
     "A fastai image model plus its classes and preprocessing, saved and loaded without pickle"
     def __init__(self, model, config):
+        if get_settings().channels_last: model = model.to(memory_format=torch.channels_last)
         self.model, self.config = model.eval(), config
         self.vocab = list(config['vocab'])
         self.item_tfms, self.batch_tfms = build_pipeline(config['item_tfms']), build_pipeline(config['batch_tfms'])
@@ -92,7 +93,7 @@ class Classifier:
     def save(self, path):
         "Write `model.safetensors` and `model.json` into folder `path`"
         path = Path(path); path.mkdir(parents=True, exist_ok=True)
-        save_model(self.model, str(path/'model.safetensors'))
+        save_file({k: v.contiguous() for k, v in self.model.state_dict().items()}, str(path/'model.safetensors'))  # channels-last weights too
         (path/'model.json').write_text(json.dumps(self.config, indent=2))
         return path
 
