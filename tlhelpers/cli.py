@@ -103,7 +103,7 @@ class _Progress:
 
 def recipe(data, arch=None, sizes=None, epochs=None, lr=None, ensemble=False, arch2=None, bs=None, out='runs/recipe', csv=None,
            checkpoint=None):
-    "baseline -> lr find -> augmentation -> progressive resizing -> TTA -> (ensemble) -> report, in a new run folder"
+    "lr find -> baseline head on cached features -> augmentation -> progressive resizing -> TTA -> (ensemble) -> report, in a new run folder"
     s = setup()
     sizes, ck = parse_sizes(sizes), Path(checkpoint) if checkpoint else None
     epochs = s.progressive_epochs if epochs is None else epochs
@@ -194,7 +194,7 @@ def _parser():
     common(ev, 'runs/evaluate')
     for c in (pr, ev): c.add_argument('--unsafe-pickle', action='store_true',
                                       help='allow loading a pickled learner (runs code from the file: trusted files only)')
-    r = sub.add_parser('recipe', help='baseline, lr find, augmentation, progressive resizing, TTA, optional ensemble, report')
+    r = sub.add_parser('recipe', help='lr find, head on cached features, augmentation, progressive resizing, TTA, optional ensemble, report')
     r.add_argument('data', help=data_help)
     r.add_argument('--arch', help='timm backbone (default from settings.ini)')
     r.add_argument('--sizes', type=int, nargs='+', help='progressive image sizes (default: progressive_sizes setting)')
