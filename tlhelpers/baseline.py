@@ -28,9 +28,11 @@ class BNStatsFrozen(Callback):
             if isinstance(m, nn.modules.batchnorm._BatchNorm): m.eval()
 
 class CPUBFloat16(Callback):
-    "Forward pass and loss under CPU bfloat16 autocast; weights, gradients and optimizer stay float32 (fastai's `MixedPrecision` is CUDA-only)"
-    order = 10
-    def before_batch(self): self.autocast = torch.autocast('cpu', dtype=torch.bfloat16); self.autocast.__enter__()
+    "Training batches' forward pass and loss under CPU bfloat16 autocast; weights, gradients, optimizer and validation stay float32"
+    order = 10  # fastai's `MixedPrecision` is CUDA-only
+    def before_batch(self):
+        self.autocast = torch.autocast('cpu', dtype=torch.bfloat16, enabled=self.training)
+        self.autocast.__enter__()
     def after_pred(self): self.learn.pred = to_float(self.pred)
     def after_loss(self): self.autocast.__exit__(None, None, None)
 
