@@ -70,12 +70,11 @@ def data_variant(name, size, bs, n_batches):
 
 def infer_variant(name, arch, size, n_files=64):
     "End-to-end images/s of `tlhelpers.inference.Classifier.predict` on flowers files (decode, preprocess, model), bs 1 or 32, with or without flip TTA"
-    import torch
     from tlhelpers.core import setup
     from tlhelpers.data import get_dls
     from tlhelpers.baseline import tl_learner
     from tlhelpers.inference import Classifier
-    setup(bars=False); torch.set_num_threads(os.cpu_count())
+    setup(bars=False)  # also uses every core for torch
     dls = get_dls('flowers', size=size, verify=False)
     clf = Classifier.from_learner(tl_learner(dls, arch))
     files = list(dls.valid.items.fname[:n_files])

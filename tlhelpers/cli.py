@@ -18,8 +18,8 @@ from .features import fine_tune_fast, fit_head_from_features, cached_features, f
 from .evaluation import full_evaluation, evaluation_report, write_report, md_table, item_files
 from .inference import export, load_model, predict_folder, evaluate_folder
 from .tuning import find_lr
-from .augment import augment_tfms, NO_AUG, scaled_presize
-from .progressive import parse_sizes, dls_at_size
+from .augment import NO_AUG
+from .progressive import parse_sizes, sized_dls, dls_at_size
 from .tta import tta_predict
 from .ensemble import average_blend
 
@@ -72,11 +72,6 @@ def evaluate_model(model, data, out='runs/evaluate', csv=None, bs=None, unsafe_p
     return run, res['metrics']
 
 # %% ../nbs/15_cli.ipynb #8824a18f
-def _sized_dls(items, size, aug=True, bs=None):
-    "DataLoaders on already-verified and subsampled `items` (same order every time) at `size`, with or without augmentation"
-    tfms = augment_tfms(size=size) if aug else augment_tfms(size=size, **NO_AUG)
-    return get_dls(items, size=size, presize=scaled_presize(size), bs=bs, batch_tfms=tfms, verify=False, n_per_class=0)
-
 def _plot_stages(stages, fname):
     import seaborn as sns
     ax = sns.barplot(data=stages.reset_index(), x='accuracy', y='stage', color='tab:blue')
@@ -112,7 +107,7 @@ def recipe(data, arch=None, sizes=None, epochs=None, lr=None, ensemble=False, ar
     items = get_dls(data, size=sizes[0], bs=bs, csv=csv).items  # verified and split once
     with tempfile.TemporaryDirectory() as tmp:
         work = ck or Path(tmp)
-        learn = tl_learner(_sized_dls(items, sizes[-1], aug=False, bs=bs), arch, path=tmp)
+        learn = tl_learner(sized_dls(items, sizes[-1], bs=bs, aug=NO_AUG), arch, path=tmp)
         targs = np.array([learn.dls.vocab.o2i[l] for l in learn.dls.valid.items.label])
         stage, start = resume_point(ck, learn)
         def train(name, size, lrs):
@@ -141,7 +136,7 @@ def recipe(data, arch=None, sizes=None, epochs=None, lr=None, ensemble=False, ar
         probs, _ = tta_predict(learn, size=tta_size); prog.record(f'TTA {tta_size}px', probs.numpy(), targs)
         if ensemble:
             arch2 = arch2 or s.recipe_ensemble_arch
-            learn2 = tl_learner(_sized_dls(items, sizes[-1], bs=bs), arch2, path=tmp)
+            learn2 = tl_learner(sized_dls(items, sizes[-1], bs=bs), arch2, path=tmp)
             fine_tune_fast(learn2, epochs=epochs, lr=prog.lr, checkpoint=ck/'ensemble' if ck else None)
             p2, _ = tta_predict(learn2, size=tta_size)
             probs = torch.as_tensor(average_blend([probs, p2])); prog.record(f'ensemble + {arch2}', probs.numpy(), targs)
@@ -160,7 +155,7 @@ def recipe(data, arch=None, sizes=None, epochs=None, lr=None, ensemble=False, ar
                         f'The saved model (`model.safetensors`) is the {learn.arch_name} learner after progressive resizing, '
                         'predicting without TTA' + (' or the ensemble.' if ensemble else '.')}
             write_report(run, f'tlh recipe {data}', res, sections=sections, **info)
-    print(' '.join(f'{k}={v:.4f}' for k, v in res['metrics'].items()), f'minutes={prog.minutes():.1f}', f'run={run}')
+    _done(res, run, prog.t0)
     return run, prog.stages
 
 # %% ../nbs/15_cli.ipynb #9a476874
