@@ -3,11 +3,12 @@
 SGD(lr=1e-3, momentum=0.9) and StepLR(step_size=7, gamma=0.1), evaluating after every epoch.
 
 Run from the project root: `.venv/bin/python bench/bench_time_to_accuracy.py --dataset flowers --minutes 20`
-The plain loop trains for the wall-clock budget; tlhelpers runs `tlh recipe` with the settings' defaults (accuracy
-measured after each stage, its elapsed minutes counted from the start, data checks included). Same run, one after the other. Prints a table (minutes to reach
+The plain loop trains for the wall-clock budget; tlhelpers runs `tlh recipe` with the settings' defaults (`--ensemble` adds
+its second backbone; accuracy measured after every epoch and stage, elapsed minutes counted from the start, data checks included). Same run, one after the other. Prints a table (minutes to reach
 90% / 95% valid accuracy, final accuracy, and the ratio) and appends it to bench/results/bench_time_to_accuracy.md.
 """
 import argparse, os, time
+from functools import partial
 from pathlib import Path
 import torch
 
@@ -37,12 +38,14 @@ def plain_pytorch(root, arch, minutes, size=224, bs=32):
         log.append(((time.time() - t0) / 60, correct / len(ds['val']))); print('plain', log[-1], flush=True)
     return log
 
-def tlhelpers_recipe(root, arch, minutes):
-    "`tlh recipe` with the settings' defaults (its own run folder and report): [(elapsed minutes, valid accuracy)] per stage"
+def tlhelpers_recipe(root, arch, minutes, ensemble=False):
+    "`tlh recipe` with the settings' defaults (its own run folder and report): [(elapsed minutes, valid accuracy)] after every stage and every epoch of the main model"
+    import pandas as pd
     from tlhelpers.cli import recipe
-    run, stages = recipe(root, arch, out='runs/bench_time_to_accuracy')
+    run, stages = recipe(root, arch, ensemble=ensemble, out='runs/bench_time_to_accuracy')
     print('tlhelpers report:', run/'report.md', flush=True)
-    return [(v['minutes'], v['accuracy']) for v in stages.values()]
+    epochs = pd.read_csv(run/'epochs.csv').query('model == @arch')
+    return sorted([(v['minutes'], v['accuracy']) for v in stages.values()] + list(zip(epochs.minutes, epochs.accuracy)))
 
 def first_reach(log, target):
     return next((round(t, 1) for t, a in log if a >= target), None)
@@ -51,12 +54,14 @@ def main():
     p = argparse.ArgumentParser()
     p.add_argument('--dataset', default='flowers'); p.add_argument('--arch', default=None)
     p.add_argument('--minutes', type=float, default=20)
+    p.add_argument('--ensemble', action='store_true', help='run the recipe with --ensemble')
     a = p.parse_args()
     from tlhelpers.core import get_settings
     from tlhelpers.data import locate
     arch, root = a.arch or get_settings().backbone, locate(a.dataset)
     rows = []
-    for name, fn in [('tlhelpers', tlhelpers_recipe), ('plain PyTorch', plain_pytorch)]:
+    runs = [('tlhelpers', partial(tlhelpers_recipe, ensemble=a.ensemble)), ('plain PyTorch', plain_pytorch)]
+    for name, fn in runs:
         log = fn(root, arch, a.minutes)
         rows.append(dict(method=name, to_90=first_reach(log, .9), to_95=first_reach(log, .95),
                          final_acc=round(log[-1][1], 4), minutes=round(log[-1][0], 1), evaluations=len(log)))
@@ -69,7 +74,7 @@ def main():
         if pd.isna(pl[k]): return f'>= {pl.minutes / tl[k]:.0f}x (the plain loop did not reach it in {pl.minutes} min)'
         return f'{pl[k] / tl[k]:.1f}x'
     ratio = {k: speedup(k) for k in ('to_90', 'to_95')}
-    head = f"\n## {time.strftime('%Y-%m-%d %H:%M')} {a.dataset}, {arch}, {os.cpu_count()} CPU cores; tlhelpers: `tlh recipe` defaults; plain loop: epochs started within {a.minutes} min\n\n"
+    head = f"\n## {time.strftime('%Y-%m-%d %H:%M')} {a.dataset}, {arch}, {os.cpu_count()} CPU cores; tlhelpers: `tlh recipe` defaults{' --ensemble' if a.ensemble else ''}; plain loop: epochs started within {a.minutes} min\n\n"
     text = head + df.to_markdown(index=False) + f"\n\nspeed-up (plain minutes / tlhelpers minutes): {ratio}\n"
     print(text)
     Path('bench/results').mkdir(parents=True, exist_ok=True)

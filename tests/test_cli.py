@@ -7,6 +7,7 @@ import json, os, shutil, subprocess, sys
 from pathlib import Path
 import numpy as np, pandas as pd, pytest
 from PIL import Image
+from tlhelpers.core import get_settings
 
 TLH = Path(sys.executable).parent/'tlh'
 
@@ -121,7 +122,8 @@ def test_recipe_never_overwrites(work):
     assert f'run={run}' in r.stdout
     assert (work/'runs'/'train'/'metrics.json').read_text() == before
     stages = pd.read_csv(run/'stages.csv', index_col=0)
-    assert stages.index.tolist() == ['baseline', 'augmentation 48px', 'TTA 48px', 'ensemble + mobilenetv2_100']
+    arch2 = get_settings().recipe_ensemble_arch
+    assert stages.index.tolist() == ['baseline', 'augmentation 48px', 'TTA 48px', f'{arch2} TTA 48px', f'ensemble + {arch2}']
     assert {'lr_find.png', 'stages.png', 'report.md', 'model.safetensors', 'model.json'} <= {p.name for p in run.iterdir()}
     m = json.loads((run/'metrics.json').read_text())
     assert set(m['stages']) == set(stages.index) and m['accuracy'] == stages.accuracy.iloc[-1]

@@ -57,7 +57,7 @@ def test_kill_and_resume_tlh_train(tmp_path):
     assert json.loads(state.read_text()) == dict(stage='unfrozen', epoch=5)
 
 def test_kill_and_resume_tlh_recipe(tmp_path):
-    "`tlh recipe --checkpoint` killed in its augmentation stage skips the finished stages and resumes that stage's epochs"
+    "`tlh recipe --checkpoint` killed in its first size's epochs skips the finished stages and resumes the unfrozen cycle's epochs"
     import signal, time
     ck, tlh = tmp_path/'ck', str(Path(sys.executable).with_name('tlh'))
     cmd = [tlh, 'recipe', 'hymenoptera', '--quick', '--sizes', '48', '64', '--epochs', '4', '--checkpoint', str(ck),
@@ -65,7 +65,7 @@ def test_kill_and_resume_tlh_recipe(tmp_path):
     env = dict(os.environ, CI='1', TLH_QUICK='1')
     p = subprocess.Popen(cmd, env=env, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
     state, t0 = ck/'state.json', time.time()
-    while not (state.exists() and json.loads(state.read_text() or '{}').get('stage', '').startswith('augmentation')):
+    while not (state.exists() and json.loads(state.read_text() or '{}').get('stage') == 'unfrozen'):
         assert p.poll() is None and time.time() - t0 < 300, "recipe ended before it could be killed"
         time.sleep(0.02)
     p.send_signal(signal.SIGKILL); p.wait()
@@ -77,10 +77,11 @@ def test_kill_and_resume_tlh_recipe(tmp_path):
 
     second = subprocess.run(cmd, env=env, capture_output=True, text=True, timeout=300)
     assert second.returncode == 0, second.stderr[-2000:]
-    assert f'augmentation 48px stage, epoch {done + 1} done' in second.stdout
+    assert f'unfrozen stage, epoch {done + 1} done' in second.stdout
     assert 'baseline:' not in second.stdout and (ck/'lr_find.png').stat().st_mtime_ns == lr_plot  # finished work is not redone
     after = json.loads((ck/'recipe.json').read_text())
     assert after['lr'] == before['lr'] and after['stages']['baseline'] == before['stages']['baseline']
     assert list(after['stages']) == ['baseline', 'augmentation 48px', 'progressive 64px', 'TTA 64px']
     assert after['stages']['TTA 64px']['minutes'] >= before['stages']['baseline']['minutes']
+    assert [e['epoch'] for e in after['epochs']] == list(range(8))   # each epoch logged once, across the kill
     assert (tmp_path/'run'/'report.md').exists() and (tmp_path/'run'/'lr_find.png').exists()

@@ -13,7 +13,7 @@ import numpy as np, pandas as pd, torch
 from torch import nn
 from fastcore.foundation import L
 import matplotlib.pyplot as plt
-from fastai.vision.all import vision_learner, accuracy, Callback, save_model, load_model, to_float
+from fastai.vision.all import vision_learner, accuracy, Callback, save_model, load_model, to_float, default_device
 from sklearn.metrics import accuracy_score, precision_recall_fscore_support, confusion_matrix
 from .core import get_settings, setup
 from .weights import timm_kwargs
@@ -41,9 +41,11 @@ def tl_learner(dls, arch=None, metrics=None, pretrained=True, cbs=None, **kwargs
     s = get_settings()
     arch = arch or s.backbone
     wkw = timm_kwargs(arch) if pretrained else {}
-    cbs = L(cbs) + ([BNStatsFrozen()] if pretrained and s.freeze_bn_stats else []) + ([CPUBFloat16()] if s.bf16 and not torch.cuda.is_available() else [])
+    gpu = torch.device(dls.device or default_device()).type == 'cuda'
+    cbs = L(cbs) + ([BNStatsFrozen()] if pretrained and s.freeze_bn_stats else []) + ([CPUBFloat16()] if s.bf16 and not gpu else [])
     learn = vision_learner(dls, arch, metrics=metrics if metrics is not None else [accuracy],
                            pretrained=pretrained, cbs=cbs, **wkw, **kwargs)
+    if s.bf16 and gpu: learn.to_bf16() if torch.cuda.is_bf16_supported() else learn.to_fp16()  # fastai's mixed precision
     if s.channels_last: learn.model.to(memory_format=torch.channels_last)  # same results, faster convolutions on CPU
     learn.arch_name = arch
     return learn
@@ -57,10 +59,13 @@ def save_checkpoint(path, learn, stage, epoch):
     (Path(path)/'state.json').write_text(json.dumps(dict(stage=stage, epoch=epoch)))
 
 class EpochCheckpoint(Callback):
-    "After every epoch `save_checkpoint` into folder `path`"
+    "After every trained epoch `save_checkpoint` into folder `path` (epochs skipped by `start_epoch` are not saved again)"
     order = 70
     def __init__(self, path, stage): self.path, self.stage = Path(path), stage
-    def after_epoch(self): save_checkpoint(self.path, self.learn, self.stage, self.epoch)
+    def before_epoch(self): self.trained = False
+    def after_train(self): self.trained = True  # never reached in an epoch that `start_epoch` skips
+    def after_epoch(self):
+        if self.trained: save_checkpoint(self.path, self.learn, self.stage, self.epoch)
 
 def resume_point(path, learn):
     "(stage, next epoch) to resume from a checkpoint folder, loading its weights; ('frozen', 0) if there is none"
@@ -71,12 +76,12 @@ def resume_point(path, learn):
     print(f"Resuming from {path}: {st['stage']} stage, epoch {st['epoch'] + 1} done")
     return st['stage'], st['epoch'] + 1
 
-def fit_unfrozen(learn, epochs, lr, start=0, checkpoint=None, lr_mult=100, pct_start=0.3, div=5.0):
+def fit_unfrozen(learn, epochs, lr, start=0, checkpoint=None, lr_mult=100, pct_start=0.3, div=5.0, cbs=None):
     "`fine_tune`'s second stage: unfreeze, then one-cycle with lrs `slice(lr/2/lr_mult, lr/2)` from epoch `start`"
     learn.unfreeze()
     if start < epochs:
         learn.fit_one_cycle(epochs, slice(lr / 2 / lr_mult, lr / 2), pct_start=pct_start, div=div, start_epoch=start,
-                            cbs=[EpochCheckpoint(checkpoint, 'unfrozen')] if checkpoint else [])
+                            cbs=L(cbs) + ([EpochCheckpoint(checkpoint, 'unfrozen')] if checkpoint else []))
     return learn
 
 def fine_tune(learn, epochs=None, lr=None, freeze_epochs=None, checkpoint=None, **kwargs):
@@ -95,7 +100,7 @@ def fine_tune(learn, epochs=None, lr=None, freeze_epochs=None, checkpoint=None, 
         start = 0
     return fit_unfrozen(learn, epochs, lr, start, ck, **kwargs)
 
-# %% ../nbs/02_baseline.ipynb #ef78006f
+# %% ../nbs/02_baseline.ipynb #300af43e
 def classification_metrics(y_true, y_pred):
     "Accuracy and macro precision, recall and F1"
     p, r, f, _ = precision_recall_fscore_support(y_true, y_pred, average='macro', zero_division=0)
@@ -107,7 +112,7 @@ def evaluate(learn, dl=None):
     preds = probs.argmax(1)
     return classification_metrics(targs.numpy(), preds.numpy()), targs.numpy(), preds.numpy()
 
-# %% ../nbs/02_baseline.ipynb #173c9266
+# %% ../nbs/02_baseline.ipynb #c14ae74b
 def plot_confusion(y_true, y_pred, vocab, fname=None, ax=None):
     "Seaborn heatmap of the confusion matrix; saved to `fname` if given"
     import seaborn as sns
@@ -118,7 +123,7 @@ def plot_confusion(y_true, y_pred, vocab, fname=None, ax=None):
     if fname: ax.figure.savefig(fname, bbox_inches='tight', dpi=100)
     return ax
 
-# %% ../nbs/02_baseline.ipynb #97245e67
+# %% ../nbs/02_baseline.ipynb #001fdbd9
 def save_report(path, metrics, targs, preds, vocab, **extra):
     "Write `metrics.json` (metrics plus `extra`) and `confusion.png` into folder `path`"
     path = Path(path); path.mkdir(parents=True, exist_ok=True)

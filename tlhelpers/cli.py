@@ -13,13 +13,13 @@ import numpy as np, pandas as pd, torch
 import matplotlib.pyplot as plt
 from .core import setup, get_settings, new_run_dir
 from .data import get_dls, locate
-from .baseline import tl_learner, classification_metrics, resume_point, save_checkpoint, EpochCheckpoint
+from .baseline import tl_learner, classification_metrics, resume_point, save_checkpoint
 from .features import fine_tune_fast, fit_head_from_features, cached_features, features_learner
 from .evaluation import full_evaluation, evaluation_report, write_report, md_table, item_files
 from .inference import export, load_model, predict_folder, evaluate_folder
 from .tuning import find_lr
 from .augment import NO_AUG
-from .progressive import parse_sizes, sized_dls, dls_at_size
+from .progressive import parse_sizes, sized_dls, progressive_fit
 from .tta import tta_predict
 from .ensemble import average_blend
 
@@ -79,79 +79,85 @@ def _plot_stages(stages, fname):
     ax.figure.savefig(fname, bbox_inches='tight', dpi=100); plt.close('all')
 
 class _Progress:
-    "Finished stages (metrics and minutes), the chosen lr and elapsed time of a recipe, kept in `ck/recipe.json` if `ck`"
+    "A recipe's finished stages (metrics, minutes), epoch log, chosen lr and elapsed time, kept in `ck/recipe.json` if `ck`"
     def __init__(self, ck):
         self.ck, self.t0 = ck, time.time()
         st = json.loads((ck/'recipe.json').read_text()) if ck and (ck/'recipe.json').exists() else {}
-        self.stages, self.lr = st.get('stages', {}), st.get('lr')
+        self.stages, self.epochs, self.lr = st.get('stages', {}), st.get('epochs', []), st.get('lr')
         self.t0 -= 60 * st.get('minutes', 0)  # elapsed minutes carry over a resume
     def minutes(self): return (time.time() - self.t0) / 60
     def record(self, name, probs, targs):
         self.stages[name] = dict(classification_metrics(targs, np.asarray(probs).argmax(1)), minutes=round(self.minutes(), 2))
         print(f'{name}: ' + ' '.join(f'{k}={v:.4f}' for k, v in self.stages[name].items()), flush=True)
         self.save()
+    def log_epoch(self, model, row):
+        "Log an epoch; one redone after a resume replaces its earlier entry"
+        self.epochs = [e for e in self.epochs if (e['model'], e['epoch']) != (model, row['epoch'])]
+        self.epochs.append(dict(model=model, epoch=row['epoch'], size=row['size'], accuracy=row['accuracy'], minutes=round(self.minutes(), 2)))
+        self.save()
     def save(self):
         if not self.ck: return
         tmp = self.ck/'recipe.json.tmp'
-        tmp.write_text(json.dumps(dict(stages=self.stages, lr=self.lr, minutes=self.minutes()), indent=1))
+        tmp.write_text(json.dumps(dict(stages=self.stages, epochs=self.epochs, lr=self.lr, minutes=self.minutes()), indent=1))
         tmp.replace(self.ck/'recipe.json')
 
 def recipe(data, arch=None, sizes=None, epochs=None, lr=None, ensemble=False, arch2=None, bs=None, out='runs/recipe', csv=None,
            checkpoint=None):
-    "lr find -> baseline head on cached features -> augmentation -> progressive resizing -> TTA -> (ensemble) -> report, in a new run folder"
+    "lr find -> baseline head on cached features -> one unfrozen cycle through the sizes -> TTA -> (ensemble) -> report, in a new run folder"
     s = setup()
     sizes, ck = parse_sizes(sizes), Path(checkpoint) if checkpoint else None
     epochs = s.progressive_epochs if epochs is None else epochs
     if ck: ck.mkdir(parents=True, exist_ok=True)
     prog = _Progress(ck)
     items = get_dls(data, size=sizes[0], bs=bs, csv=csv).items  # verified and split once
+    stage_ends = {(i + 1) * epochs - 1: f'augmentation {sz}px' if i == 0 else f'progressive {sz}px' for i, sz in enumerate(sizes)}
+    tta_size = round(sizes[-1] * s.recipe_tta_scale)
     with tempfile.TemporaryDirectory() as tmp:
         work = ck or Path(tmp)
-        learn = tl_learner(sized_dls(items, sizes[-1], bs=bs, aug=NO_AUG), arch, path=tmp)
+        def new_learner(arch): return tl_learner(sized_dls(items, sizes[-1], bs=bs, aug=NO_AUG), arch, path=tmp)
+        def member(learn, main, mck):
+            "Train `learn`'s head on cached features, then one unfrozen cycle through `sizes`, resuming from checkpoint folder `mck`"
+            stage, start = resume_point(mck, learn)
+            if stage == 'frozen':
+                feats = cached_features(learn, size=sizes[-1])
+                if prog.lr is None and lr: prog.lr = lr
+                if prog.lr is None:  # the finder on the new head over cached features: the frozen model, in seconds
+                    sugg = find_lr(features_learner(feats, learn.model[1][2:], bs=learn.dls.bs, loss_func=learn.loss_func, path=tmp))
+                    plt.gcf().savefig(work/'lr_find.png', bbox_inches='tight', dpi=100); plt.close('all')
+                    prog.lr = float(np.clip(np.nan_to_num(sugg.valley, nan=s.lr), 1e-4, 1e-2))  # guard against a noisy search
+                    prog.save()
+                fit_head_from_features(learn, feats, s.head_epochs, prog.lr)
+                if mck: save_checkpoint(mck, learn, 'baseline', s.head_epochs - 1)
+                if main: prog.record('baseline', learn.get_preds()[0], targs)
+            def report(row, probs, targs):
+                prog.log_epoch(learn.arch_name, row)
+                if main and row['epoch'] in stage_ends: prog.record(stage_ends[row['epoch']], probs, targs)
+            progressive_fit(learn, sizes, epochs, prog.lr, start if stage == 'unfrozen' else 0, mck, bs=bs, report=report,
+                            lr_mult=s.recipe_lr_mult)
+            return learn
+        learn = new_learner(arch)
         targs = np.array([learn.dls.vocab.o2i[l] for l in learn.dls.valid.items.label])
-        stage, start = resume_point(ck, learn)
-        def train(name, size, lrs):
-            "Train stage `name` at `size` unless it is done, resuming from its last checkpointed epoch"
-            learn.dls = dls_at_size(learn.dls, size, bs=bs)
-            if name in prog.stages: return
-            learn.fit_one_cycle(epochs, lrs, start_epoch=start if stage == name else 0,
-                                cbs=[EpochCheckpoint(ck, name)] if ck else [])
-            prog.record(name, learn.get_preds()[0], targs)
-        if 'baseline' not in prog.stages:
-            feats = cached_features(learn, size=sizes[-1])
-            if prog.lr is None and lr: prog.lr = lr
-            if prog.lr is None:  # the finder on the new head over cached features: the frozen model, in seconds
-                sugg = find_lr(features_learner(feats, learn.model[1][2:], bs=learn.dls.bs, loss_func=learn.loss_func, path=tmp))
-                plt.gcf().savefig(work/'lr_find.png', bbox_inches='tight', dpi=100); plt.close('all')
-                prog.lr = float(np.clip(np.nan_to_num(sugg.valley, nan=s.lr), 1e-4, 1e-2))  # guard against a noisy search
-                prog.save()
-            fit_head_from_features(learn, feats, s.head_epochs, prog.lr)
-            if ck: save_checkpoint(ck, learn, 'baseline', s.head_epochs - 1)
-            prog.record('baseline', learn.get_preds()[0], targs)
-        learn.unfreeze()
-        lrs = slice(prog.lr / 2 / s.recipe_lr_mult, prog.lr / 2)  # as fastai's fine_tune: half the head's lr once unfrozen
-        train(f'augmentation {sizes[0]}px', sizes[0], lrs)
-        for sz in sizes[1:]: train(f'progressive {sz}px', sz, lrs)
-        tta_size = round(sizes[-1] * s.recipe_tta_scale)
+        member(learn, True, ck)
         probs, _ = tta_predict(learn, size=tta_size); prog.record(f'TTA {tta_size}px', probs.numpy(), targs)
         if ensemble:
             arch2 = arch2 or s.recipe_ensemble_arch
-            learn2 = tl_learner(sized_dls(items, sizes[-1], bs=bs), arch2, path=tmp)
-            fine_tune_fast(learn2, epochs=epochs, lr=prog.lr, checkpoint=ck/'ensemble' if ck else None)
-            p2, _ = tta_predict(learn2, size=tta_size)
+            p2, _ = tta_predict(member(new_learner(arch2), False, ck/'ensemble' if ck else None), size=tta_size)
+            prog.record(f'{arch2} TTA {tta_size}px', p2.numpy(), targs)
             probs = torch.as_tensor(average_blend([probs, p2])); prog.record(f'ensemble + {arch2}', probs.numpy(), targs)
         with run_dir(out) as run:  # made only now: a killed run leaves no half-filled folder behind
             table = pd.DataFrame(prog.stages).T.rename_axis('stage')
             table.to_csv(run/'stages.csv'); _plot_stages(table, run/'stages.png')
+            pd.DataFrame(prog.epochs).to_csv(run/'epochs.csv', index=False)
             if (work/'lr_find.png').exists(): shutil.copy(work/'lr_find.png', run)
             info = dict(data=str(data), backbone=learn.arch_name, ensemble_with=arch2 if ensemble else None, sizes=sizes,
-                        epochs_per_stage=epochs, lr=prog.lr, n_train=len(learn.dls.train_ds), n_valid=len(targs), quick=s.quick,
+                        epochs_per_size=epochs, lr=prog.lr, n_train=len(learn.dls.train_ds), n_valid=len(targs), quick=s.quick,
                         minutes=round(prog.minutes(), 2))
             res = evaluation_report(probs, targs, learn.dls.vocab, item_files(learn.dls.valid), out=run, stages=prog.stages, **info)
             export(learn, run)
             lr_plot = '![learning-rate finder](lr_find.png)\n\n' if (run/'lr_find.png').exists() else f'Learning rate {prog.lr:g}, given.\n\n'
             sections = {'Stages': md_table(table) + '\n\n![stages](stages.png)\n\n' + lr_plot +
-                        f'The final metrics are those of the last stage; `minutes` is the time elapsed when each stage finished. '
+                        f'The final metrics are those of the last stage; `minutes` is the time elapsed when each stage finished, '
+                        f'and `epochs.csv` has the validation accuracy after every epoch. '
                         f'The saved model (`model.safetensors`) is the {learn.arch_name} learner after progressive resizing, '
                         'predicting without TTA' + (' or the ensemble.' if ensemble else '.')}
             write_report(run, f'tlh recipe {data}', res, sections=sections, **info)
