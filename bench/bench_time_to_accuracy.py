@@ -38,11 +38,11 @@ def plain_pytorch(root, arch, minutes, size=224, bs=32):
         log.append(((time.time() - t0) / 60, correct / len(ds['val']))); print('plain', log[-1], flush=True)
     return log
 
-def tlhelpers_recipe(root, arch, minutes, ensemble=False):
+def tlhelpers_recipe(root, arch, minutes, ensemble=False, arch2=None):
     "`tlh recipe` with the settings' defaults (its own run folder and report): [(elapsed minutes, valid accuracy)] after every stage and every epoch of the main model"
     import pandas as pd
     from tlhelpers.cli import recipe
-    run, stages = recipe(root, arch, ensemble=ensemble, out='runs/bench_time_to_accuracy')
+    run, stages = recipe(root, arch, ensemble=ensemble, arch2=arch2, out='runs/bench_time_to_accuracy')
     print('tlhelpers report:', run/'report.md', flush=True)
     epochs = pd.read_csv(run/'epochs.csv').query('model == @arch')
     return sorted([(v['minutes'], v['accuracy']) for v in stages.values()] + list(zip(epochs.minutes, epochs.accuracy)))
@@ -55,12 +55,13 @@ def main():
     p.add_argument('--dataset', default='flowers'); p.add_argument('--arch', default=None)
     p.add_argument('--minutes', type=float, default=20)
     p.add_argument('--ensemble', action='store_true', help='run the recipe with --ensemble')
+    p.add_argument('--arch2', default=None, help="the ensemble's second backbone (default: recipe_ensemble_arch)")
     a = p.parse_args()
     from tlhelpers.core import get_settings
     from tlhelpers.data import locate
     arch, root = a.arch or get_settings().backbone, locate(a.dataset)
     rows = []
-    runs = [('tlhelpers', partial(tlhelpers_recipe, ensemble=a.ensemble)), ('plain PyTorch', plain_pytorch)]
+    runs = [('tlhelpers', partial(tlhelpers_recipe, ensemble=a.ensemble, arch2=a.arch2)), ('plain PyTorch', plain_pytorch)]
     for name, fn in runs:
         log = fn(root, arch, a.minutes)
         rows.append(dict(method=name, to_90=first_reach(log, .9), to_95=first_reach(log, .95),
@@ -74,7 +75,7 @@ def main():
         if pd.isna(pl[k]): return f'>= {pl.minutes / tl[k]:.0f}x (the plain loop did not reach it in {pl.minutes} min)'
         return f'{pl[k] / tl[k]:.1f}x'
     ratio = {k: speedup(k) for k in ('to_90', 'to_95')}
-    head = f"\n## {time.strftime('%Y-%m-%d %H:%M')} {a.dataset}, {arch}, {os.cpu_count()} CPU cores; tlhelpers: `tlh recipe` defaults{' --ensemble' if a.ensemble else ''}; plain loop: epochs started within {a.minutes} min\n\n"
+    head = f"\n## {time.strftime('%Y-%m-%d %H:%M')} {a.dataset}, {arch}, {os.cpu_count()} CPU cores; tlhelpers: `tlh recipe` defaults{' --ensemble' + (f' --arch2 {a.arch2}' if a.arch2 else '') if a.ensemble else ''}; plain loop: epochs started within {a.minutes} min\n\n"
     text = head + df.to_markdown(index=False) + f"\n\nspeed-up (plain minutes / tlhelpers minutes): {ratio}\n"
     print(text)
     Path('bench/results').mkdir(parents=True, exist_ok=True)
