@@ -107,7 +107,6 @@ def recipe(data, arch=None, sizes=None, epochs=None, lr=None, ensemble=False, ar
     s = setup()
     sizes, ck = parse_sizes(sizes), Path(checkpoint) if checkpoint else None
     epochs = s.progressive_epochs if epochs is None else epochs
-    if ck: ck.mkdir(parents=True, exist_ok=True)
     prog = _Progress(ck)
     items = get_dls(data, size=sizes[0], bs=bs, csv=csv).items  # verified and split once
     stage_ends = {(i + 1) * epochs - 1: f'augmentation {sz}px' if i == 0 else f'progressive {sz}px' for i, sz in enumerate(sizes)}
@@ -117,6 +116,7 @@ def recipe(data, arch=None, sizes=None, epochs=None, lr=None, ensemble=False, ar
         def new_learner(arch): return tl_learner(sized_dls(items, sizes[-1], bs=bs, aug=NO_AUG), arch, path=tmp)
         def member(learn, main, mck):
             "Train `learn`'s head on cached features, then one unfrozen cycle through `sizes`, resuming from checkpoint folder `mck`"
+            if mck: mck.mkdir(parents=True, exist_ok=True)
             stage, start = resume_point(mck, learn)
             if stage == 'frozen':
                 feats = cached_features(learn, size=sizes[-1])
