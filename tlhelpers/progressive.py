@@ -13,7 +13,7 @@ import matplotlib.pyplot as plt
 from fastai.vision.all import Normalize, Callback
 from .core import get_settings, setup, seed_everything
 from .data import get_dls
-from .baseline import tl_learner, fine_tune, fit_unfrozen, evaluate, classification_metrics
+from .baseline import tl_learner, fine_tune, fit_unfrozen, evaluate, classification_metrics, TrainedEpochCallback
 from .augment import augment_tfms, scaled_presize
 
 # %% ../nbs/07_progressive_resizing.ipynb #7da00eca
@@ -57,16 +57,14 @@ class SizeSchedule(Callback):
     def __init__(self, plan): self.plan = plan
     def before_epoch(self): self.learn.dls = self.plan[self.epoch][1]
 
-class EpochStats(Callback):
+class EpochStats(TrainedEpochCallback):
     "Image size, seconds and validation metrics of every trained epoch, in `rows`; `report(row, probs, targs)` after each"
-    order = 65  # before fastai's `SkipToEpoch`: epochs skipped by `start_epoch` are not recorded
+    order = 65  # before fastai's `SkipToEpoch`, so `before_epoch` runs in every epoch
     def __init__(self, report=None): self.report, self.rows = report, []
-    def before_epoch(self): self.t0, self.trained, self.out = time.perf_counter(), False, []
-    def after_train(self): self.trained = True
+    def before_epoch(self): self.t0, self.out = time.perf_counter(), []
     def after_batch(self):
         if not self.training: self.out.append((self.pred.float().softmax(-1).detach().cpu(), self.yb[0].cpu()))
-    def after_epoch(self):
-        if not self.trained: return
+    def after_trained_epoch(self):
         probs, targs = (torch.cat(o).numpy() for o in zip(*self.out))
         row = dict(epoch=self.epoch, size=self.xb[0].shape[-1], seconds=time.perf_counter() - self.t0,
                    **classification_metrics(targs, probs.argmax(1)))
