@@ -59,7 +59,7 @@ def main():
     a = p.parse_args()
     from tlhelpers.core import get_settings
     from tlhelpers.data import locate
-    arch, root = a.arch or get_settings().backbone, locate(a.dataset)
+    arch, root = a.arch or get_settings().recipe_arch, locate(a.dataset)
     rows = []
     runs = [('tlhelpers', partial(tlhelpers_recipe, ensemble=a.ensemble, arch2=a.arch2)), ('plain PyTorch', plain_pytorch)]
     for name, fn in runs:

@@ -20,7 +20,7 @@ from .inference import export, load_model, predict_folder, evaluate_folder
 from .tuning import find_lr
 from .augment import NO_AUG
 from .progressive import parse_sizes, sized_dls, progressive_fit
-from .tta import tta_predict
+from .tta import flip_predict
 from .ensemble import average_blend
 
 # %% ../nbs/15_cli.ipynb #c7ece874
@@ -107,7 +107,7 @@ def recipe(data, arch=None, sizes=None, epochs=None, lr=None, ensemble=False, ar
     s = setup()
     sizes, ck = parse_sizes(sizes), Path(checkpoint) if checkpoint else None
     epochs = s.progressive_epochs if epochs is None else epochs
-    prog = _Progress(ck)
+    arch, prog = arch or s.recipe_arch, _Progress(ck)
     items = get_dls(data, size=sizes[0], bs=bs, csv=csv).items  # verified and split once
     stage_ends = {(i + 1) * epochs - 1: f'augmentation {sz}px' if i == 0 else f'progressive {sz}px' for i, sz in enumerate(sizes)}
     tta_size = round(sizes[-1] * s.recipe_tta_scale)
@@ -138,10 +138,10 @@ def recipe(data, arch=None, sizes=None, epochs=None, lr=None, ensemble=False, ar
         learn = new_learner(arch)
         targs = np.array([learn.dls.vocab.o2i[l] for l in learn.dls.valid.items.label])
         member(learn, True, ck)
-        probs, _ = tta_predict(learn, size=tta_size); prog.record(f'TTA {tta_size}px', probs.numpy(), targs)
+        probs, _ = flip_predict(learn, size=tta_size); prog.record(f'TTA {tta_size}px', probs.numpy(), targs)
         if ensemble:
             arch2 = arch2 or s.recipe_ensemble_arch
-            p2, _ = tta_predict(member(new_learner(arch2), False, ck/'ensemble' if ck else None), size=tta_size)
+            p2, _ = flip_predict(member(new_learner(arch2), False, ck/'ensemble' if ck else None), size=tta_size)
             prog.record(f'{arch2} TTA {tta_size}px', p2.numpy(), targs)
             probs = torch.as_tensor(average_blend([probs, p2])); prog.record(f'ensemble + {arch2}', probs.numpy(), targs)
         with run_dir(out) as run:  # made only now: a killed run leaves no half-filled folder behind
@@ -197,7 +197,7 @@ def _parser():
                                       help='allow loading a pickled learner (runs code from the file: trusted files only)')
     r = sub.add_parser('recipe', help='lr find, head on cached features, augmentation, progressive resizing, TTA, optional ensemble, report')
     r.add_argument('data', help=data_help)
-    r.add_argument('--arch', help='timm backbone (default from settings.ini)')
+    r.add_argument('--arch', help='timm backbone (default: recipe_arch setting)')
     r.add_argument('--sizes', type=int, nargs='+', help='progressive image sizes (default: progressive_sizes setting)')
     r.add_argument('--epochs', type=int, help='epochs per stage (default: progressive_epochs setting)')
     r.add_argument('--lr', type=float, help='learning rate (default: the lr finder\'s valley)')

@@ -72,7 +72,7 @@ def plot_top_losses(table, k=9, ncols=3, fname=None):
     if fname: fig.savefig(fname, bbox_inches='tight', dpi=100)
     return fig
 
-# %% ../nbs/13_evaluation.ipynb #a39878da
+# %% ../nbs/13_evaluation.ipynb #1bfe2414
 def evaluation_report(probs, targs, vocab, fnames=None, out=None, k=9, min_val=1, **extra):
     "Metrics, per-class table, confusion matrix, most confused pairs and top losses; saved (with `extra` info) to `out`"
     probs, targs, vocab = torch.as_tensor(probs).float(), np.asarray(targs), [str(v) for v in vocab]
@@ -95,7 +95,7 @@ def full_evaluation(learn, dl=None, out=None, k=9, **extra):
     probs, targs = learn.get_preds(dl=dl)
     return evaluation_report(probs, targs, list(learn.dls.vocab), item_files(dl), out=out, k=k, **extra)
 
-# %% ../nbs/13_evaluation.ipynb #b902641e
+# %% ../nbs/13_evaluation.ipynb #ed5f9d58
 def md_table(df, index=True, floatfmt='.4f'):
     "A DataFrame as a markdown table"
     df = df.reset_index() if index else df
