@@ -252,6 +252,7 @@ d = { 'settings': {'branch': 'main', 'doc_baseurl': '/', 'doc_host': '', 'git_ur
                                   'tlhelpers.search.trial_features': ('hparam_search.html#trial_features', 'tlhelpers/search.py')},
             'tlhelpers.tta': { 'tlhelpers.tta._Mirror': ('tta.html#_mirror', 'tlhelpers/tta.py'),
                                'tlhelpers.tta._Mirror.before_batch': ('tta.html#_mirror.before_batch', 'tlhelpers/tta.py'),
+                               'tlhelpers.tta._dl_at': ('tta.html#_dl_at', 'tlhelpers/tta.py'),
                                'tlhelpers.tta._row': ('tta.html#_row', 'tlhelpers/tta.py'),
                                'tlhelpers.tta.flip_predict': ('tta.html#flip_predict', 'tlhelpers/tta.py'),
                                'tlhelpers.tta.resize_dl': ('tta.html#resize_dl', 'tlhelpers/tta.py'),

@@ -26,11 +26,14 @@ def resize_dl(dl, size, presize=None):
     return dl.new(after_item=after_item, after_batch=after_batch, shuffle=False, drop_last=False)
 
 # %% ../nbs/11_tta.ipynb #71526bb9
+def _dl_at(learn, dl=None, size=None, presize=None):
+    "`dl` (default: `learn`'s validation set), at `size` if given"
+    dl = dl if dl is not None else learn.dls.valid
+    return resize_dl(dl, size, presize) if size else dl
+
 def tta_predict(learn, dl=None, n=4, beta=0.25, size=None, presize=None):
     "(probs, targets) with fastai TTA on `dl` (default valid), optionally at inference `size`; `beta=None`: ((aug, plain), targets)"
-    dl = dl if dl is not None else learn.dls.valid
-    if size: dl = resize_dl(dl, size, presize)
-    return learn.tta(dl=dl, n=n, beta=beta)
+    return learn.tta(dl=_dl_at(learn, dl, size, presize), n=n, beta=beta)
 
 # %% ../nbs/11_tta.ipynb #eb2c2b1f
 class _Mirror(Callback):
@@ -39,8 +42,7 @@ class _Mirror(Callback):
 
 def flip_predict(learn, dl=None, size=None, presize=None):
     "(probs, targets) on `dl` (default valid), each prediction averaged with that of the mirrored image; optionally at `size`"
-    dl = dl if dl is not None else learn.dls.valid
-    if size: dl = resize_dl(dl, size, presize)
+    dl = _dl_at(learn, dl, size, presize)
     probs, targs = learn.get_preds(dl=dl)
     return (probs + learn.get_preds(dl=dl, cbs=[_Mirror()])[0]) / 2, targs
 
