@@ -1,6 +1,8 @@
 "Nothing lost: training killed mid-run resumes from its last epoch checkpoint."
 import json, os, subprocess, sys, textwrap
 from pathlib import Path
+import torch
+from tlhelpers.core import get_settings
 
 SCRIPT = textwrap.dedent('''
     import os, signal, sys
@@ -85,3 +87,24 @@ def test_kill_and_resume_tlh_recipe(tmp_path):
     assert after['stages']['TTA 64px']['minutes'] >= before['stages']['baseline']['minutes']
     assert [e['epoch'] for e in after['epochs']] == list(range(8))   # each epoch logged once, across the kill
     assert (tmp_path/'run'/'report.md').exists() and (tmp_path/'run'/'lr_find.png').exists()
+
+def test_recipe_ensemble_member_independent_of_resume(tmp_path):
+    "`tlh recipe --ensemble` trains the same second model whether its main model trained in the same run or was resumed"
+    tlh = str(Path(sys.executable).with_name('tlh'))
+    env = dict(os.environ, CI='1', TLH_QUICK='1', TLH_FEATURES_CACHE=str(tmp_path/'features'))
+    def recipe(ck, *extra):
+        r = subprocess.run([tlh, 'recipe', 'hymenoptera', '--quick', '--sizes', '48', '--epochs', '2', '--checkpoint', str(ck),
+                            '--out', str(tmp_path/'run'), *extra], env=env, capture_output=True, text=True, timeout=300)
+        assert r.returncode == 0, r.stderr[-2000:]
+        return json.loads((ck/'recipe.json').read_text()), r.stdout
+    at_once, _ = recipe(tmp_path/'ck1', '--ensemble')
+    recipe(tmp_path/'ck2')                                  # the main model alone, then the ensemble on its checkpoint
+    resumed, out = recipe(tmp_path/'ck2', '--ensemble')
+    assert 'Resuming from' in out and 'baseline:' not in out
+    arch2 = get_settings().recipe_ensemble_arch
+    def member(st): return [e['accuracy'] for e in st['epochs'] if e['model'] == arch2], st['stages'][f'{arch2} TTA 48px']
+    (acc1, tta1), (acc2, tta2) = member(at_once), member(resumed)
+    assert len(acc1) == 2 and acc1 == acc2
+    assert {k: v for k, v in tta1.items() if k != 'minutes'} == {k: v for k, v in tta2.items() if k != 'minutes'}
+    def head(ck): return torch.load(ck/'ensemble'/'ckpt.pth', weights_only=False)['model']['1.8.weight']  # our own file
+    assert torch.equal(head(tmp_path/'ck1'), head(tmp_path/'ck2'))

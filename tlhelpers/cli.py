@@ -11,7 +11,7 @@ from contextlib import contextmanager
 from pathlib import Path
 import numpy as np, pandas as pd, torch
 import matplotlib.pyplot as plt
-from .core import setup, get_settings, new_run_dir
+from .core import setup, get_settings, new_run_dir, seed_everything
 from .data import get_dls, locate
 from .baseline import tl_learner, classification_metrics, resume_point, save_checkpoint
 from .features import fine_tune_fast, fit_head_from_features, cached_features, features_learner
@@ -141,6 +141,7 @@ def recipe(data, arch=None, sizes=None, epochs=None, lr=None, ensemble=False, ar
         probs, _ = flip_predict(learn, size=tta_size); prog.record(f'TTA {tta_size}px', probs.numpy(), targs)
         if ensemble:
             arch2 = arch2 or s.recipe_ensemble_arch
+            seed_everything()  # the member's random draws do not depend on whether the main model trained in this run or was resumed
             p2, _ = flip_predict(member(new_learner(arch2), False, ck/'ensemble' if ck else None), size=tta_size)
             prog.record(f'{arch2} TTA {tta_size}px', p2.numpy(), targs)
             probs = torch.as_tensor(average_blend([probs, p2])); prog.record(f'ensemble + {arch2}', probs.numpy(), targs)

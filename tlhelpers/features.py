@@ -58,7 +58,8 @@ def extract_features(learn, files, size, bs=64, num_workers=None):
     dl = TorchDataLoader(_Images(files, tfm), batch_size=bs, num_workers=nw)
     body, pool = learn.model[0].eval(), learn.model[1][:2].eval()
     dev = next(body.parameters()).device
-    out = [pool(body(xb.to(dev))).float().cpu() for xb in (dl if in_ci() else progress_bar(dl))]
+    with torch.random.fork_rng(devices=[]):  # iterating a DataLoader draws a seed: undone, so a cache miss changes no later draw
+        out = [pool(body(xb.to(dev))).float().cpu() for xb in (dl if in_ci() else progress_bar(dl))]
     return torch.cat(out).numpy()
 
 # %% ../nbs/05_feature_extraction.ipynb #9f80deeb
@@ -82,7 +83,7 @@ def cached_features(learn, df=None, size=None, bs=64, cache=True):
     return AttrDict(x=x, y=y.astype(np.int64), is_valid=df.is_valid.values.astype(bool), fname=df.fname.values,
                     vocab=vocab, key=key, path=path, hit=hit, seconds=time.perf_counter() - t)
 
-# %% ../nbs/05_feature_extraction.ipynb #237d451a
+# %% ../nbs/05_feature_extraction.ipynb #9321822a
 def sklearn_baseline(feats, pool='avg', C=1.0, max_iter=2000):
     "Fit a scikit-learn `LogisticRegression` on the cached training features; dict of valid accuracy, seconds, model"
     half = feats.x.shape[1] // 2
@@ -92,7 +93,7 @@ def sklearn_baseline(feats, pool='avg', C=1.0, max_iter=2000):
     acc = float((clf.predict(x[feats.is_valid]) == feats.y[feats.is_valid]).mean())
     return dict(accuracy=acc, seconds=time.perf_counter() - t, model=clf)
 
-# %% ../nbs/05_feature_extraction.ipynb #031ec95e
+# %% ../nbs/05_feature_extraction.ipynb #5240adb3
 def features_learner(feats, head, bs=32, loss_func=None, device=None, **kwargs):
     "A fastai `Learner` training `head` on cached features `feats`, split into train and valid as they are"
     x, y, v = (torch.from_numpy(a) for a in (feats.x, feats.y, feats.is_valid))
@@ -107,7 +108,7 @@ def new_head(feats):
     apply_init(head, nn.init.kaiming_normal_)
     return head
 
-# %% ../nbs/05_feature_extraction.ipynb #bee3ac81
+# %% ../nbs/05_feature_extraction.ipynb #695bf068
 def fit_head_from_features(learn, feats, epochs=None, lr=None, bs=None, pct_start=None):
     "Train `learn`'s new head (`learn.model[1][2:]`) on cached features, like `fine_tune`'s frozen stage; returns the head's Learner"
     # One epoch warms up almost all the way, as fastai's frozen stage does; over several epochs that never anneals
@@ -119,7 +120,7 @@ def fit_head_from_features(learn, feats, epochs=None, lr=None, bs=None, pct_star
     hl.fit_one_cycle(epochs, lr or s.lr, pct_start=pct_start or (0.99 if epochs == 1 else 0.25))
     return hl
 
-# %% ../nbs/05_feature_extraction.ipynb #d9294885
+# %% ../nbs/05_feature_extraction.ipynb #787a1338
 def fine_tune_fast(learn, epochs=None, lr=None, freeze_epochs=None, feats=None, size=None, checkpoint=None, **kwargs):
     "fastai `fine_tune` whose frozen stage trains the head on cached features (`head_epochs`), resumable from a `checkpoint` folder"
     s = get_settings()
