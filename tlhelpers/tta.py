@@ -53,7 +53,7 @@ def _row(name, probs, targs, secs, **info):
 
 def tta_table(learn, dl=None, ns=(2, 4), betas=(0.0, 0.25, 0.5), sizes=None):
     "Accuracy, F1 and seconds of plain vs mirror vs TTA (each `n` and `beta`) vs larger inference `sizes` (default 1.25x), on `dl`"
-    dl = dl if dl is not None else learn.dls.valid
+    dl = _dl_at(learn, dl)
     base = next(t.size[0] for t in dl.after_batch.fs if getattr(t, 'size', None) is not None)
     sizes = [int(round(base * 1.25 / 8) * 8)] if sizes is None else sizes
     t0 = time.time(); probs, targs = learn.get_preds(dl=dl)
