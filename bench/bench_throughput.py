@@ -7,7 +7,7 @@ to bench/results/bench_throughput.md.
 import argparse, json, os, resource, subprocess, sys, time
 from pathlib import Path
 
-MODEL_VARIANTS = ['fp32', 'channels_last', 'bf16', 'channels_last+bf16', 'compile']
+MODEL_VARIANTS = ['fp32', 'channels_last', 'bf16', 'channels_last+bf16', 'channels_last+bf16+frozen8', 'compile']
 DATA_VARIANTS = ['workers0', 'workers1', 'workers2', 'presized', 'jpeg_draft']
 INFER_VARIANTS = ['single', 'single+tta', 'batch32', 'batch32+tta']
 
@@ -19,8 +19,11 @@ def model_variant(name, arch, size, bs, steps):
     x, y = torch.randn(bs, 3, size, size), torch.randint(0, 5, (bs,))
     if 'channels_last' in name: m, x = m.to(memory_format=torch.channels_last), x.contiguous(memory_format=torch.channels_last)
     if name == 'compile': m = torch.compile(m)
+    if 'frozen8' in name:  # the early layers (output stride <= 8) frozen, as the recipe's `frozen_stride` setting does
+        from tlhelpers.freezing import early_params
+        for p in early_params(m, 8): p.requires_grad_(False)
     bf16 = 'bf16' in name
-    opt = torch.optim.AdamW(m.parameters(), 1e-3)
+    opt = torch.optim.AdamW([p for p in m.parameters() if p.requires_grad], 1e-3)
     def train_step():
         with torch.autocast('cpu', dtype=torch.bfloat16, enabled=bf16):
             loss = torch.nn.functional.cross_entropy(m(x), y)

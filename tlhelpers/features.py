@@ -31,11 +31,12 @@ def features_dir():
     return d
 
 def feature_key(arch, size, df, model=None):
-    "Cache key: backbone, size, a hash of the sorted (file, label) list and of the weights of `model`"
-    h = hashlib.sha1()
-    for f, l in sorted(zip(map(str, df.fname), map(str, df.label))): h.update(f'{f}\t{l}\n'.encode())
+    "Cache key: backbone, size, and a hash of the torch version, the sorted (file, size, mtime, label) list and `model`'s weights and memory layout"
+    h = hashlib.sha1(torch.__version__.encode())
+    for f, l in sorted(zip(map(str, df.fname), map(str, df.label))):
+        st = os.stat(f); h.update(f'{f}\t{st.st_size}\t{st.st_mtime_ns}\t{l}\n'.encode())
     if model is not None:
-        h.update(repr([round(float(v.double().sum()), 6) for v in model.state_dict().values() if v.is_floating_point()]).encode())
+        h.update(repr([(round(float(v.double().sum()), 6), v.stride()) for v in model.state_dict().values() if v.is_floating_point()]).encode())
     return f'{arch}_{size}px_{h.hexdigest()[:16]}'
 
 class _Images(Dataset):
