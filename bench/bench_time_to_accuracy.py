@@ -72,7 +72,7 @@ def main():
     def speedup(k):
         "plain minutes / tlhelpers minutes to reach target `k`; a lower bound when the plain loop never reached it"
         if pd.isna(tl[k]): return 'tlhelpers did not reach it'
-        if pd.isna(pl[k]): return f'>= {pl.minutes / tl[k]:.0f}x (the plain loop did not reach it in {pl.minutes} min)'
+        if pd.isna(pl[k]): return f'>= {pl.minutes / tl[k]:.1f}x (the plain loop did not reach it in {pl.minutes} min)'
         return f'{pl[k] / tl[k]:.1f}x'
     ratio = {k: speedup(k) for k in ('to_90', 'to_95')}
     head = f"\n## {time.strftime('%Y-%m-%d %H:%M')} {a.dataset}, {arch}, {os.cpu_count()} CPU cores; tlhelpers: `tlh recipe` defaults{' --ensemble' + (f' --arch2 {a.arch2}' if a.arch2 else '') if a.ensemble else ''}; plain loop: epochs started within {a.minutes} min\n\n"
