@@ -273,6 +273,7 @@ d = { 'settings': {'branch': 'main', 'doc_baseurl': '/', 'doc_host': '', 'git_ur
                                   'tlhelpers.tuning.find_lr': ('lr_and_epochs.html#find_lr', 'tlhelpers/tuning.py'),
                                   'tlhelpers.tuning.fit_diagnosis': ('lr_and_epochs.html#fit_diagnosis', 'tlhelpers/tuning.py'),
                                   'tlhelpers.tuning.lr_epoch_sweep': ('lr_and_epochs.html#lr_epoch_sweep', 'tlhelpers/tuning.py'),
+                                  'tlhelpers.tuning.median_lr': ('lr_and_epochs.html#median_lr', 'tlhelpers/tuning.py'),
                                   'tlhelpers.tuning.plot_losses': ('lr_and_epochs.html#plot_losses', 'tlhelpers/tuning.py'),
                                   'tlhelpers.tuning.plot_lr_find': ('lr_and_epochs.html#plot_lr_find', 'tlhelpers/tuning.py'),
                                   'tlhelpers.tuning.plot_sweep_heatmap': ('lr_and_epochs.html#plot_sweep_heatmap', 'tlhelpers/tuning.py')},

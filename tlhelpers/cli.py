@@ -17,7 +17,7 @@ from .baseline import tl_learner, classification_metrics, resume_point, save_che
 from .features import fine_tune_fast, fit_head_from_features, cached_features, features_learner
 from .evaluation import full_evaluation, evaluation_report, write_report, md_table, item_files
 from .inference import export, load_model, predict_folder, evaluate_folder
-from .tuning import find_lr
+from .tuning import median_lr
 from .augment import NO_AUG
 from .progressive import parse_sizes, sized_dls, progressive_fit
 from .tta import flip_predict
@@ -122,9 +122,9 @@ def recipe(data, arch=None, sizes=None, epochs=None, lr=None, ensemble=False, ar
                 feats = cached_features(learn, size=sizes[-1])
                 if prog.lr is None and lr: prog.lr = lr
                 if prog.lr is None:  # the finder on the new head over cached features: the frozen model, in seconds
-                    sugg = find_lr(features_learner(feats, learn.model[1][2:], bs=learn.dls.bs, loss_func=learn.loss_func, path=tmp))
+                    found, _ = median_lr(features_learner(feats, learn.model[1][2:], bs=learn.dls.bs, loss_func=learn.loss_func, path=tmp))
                     plt.gcf().savefig(work/'lr_find.png', bbox_inches='tight', dpi=100); plt.close('all')
-                    prog.lr = float(np.clip(np.nan_to_num(sugg.valley, nan=s.lr), 1e-4, 1e-2))  # guard against a noisy search
+                    prog.lr = float(np.clip(np.nan_to_num(found, nan=s.lr), 1e-4, 1e-2))  # guard against a noisy search
                     prog.save()
                 fit_head_from_features(learn, feats, s.head_epochs, prog.lr)
                 if mck: save_checkpoint(mck, learn, 'baseline', s.head_epochs - 1)
@@ -201,7 +201,7 @@ def _parser():
     r.add_argument('--arch', help='timm backbone (default: recipe_arch setting)')
     r.add_argument('--sizes', type=int, nargs='+', help='progressive image sizes (default: progressive_sizes setting)')
     r.add_argument('--epochs', type=int, help='epochs per stage (default: progressive_epochs setting)')
-    r.add_argument('--lr', type=float, help='learning rate (default: the lr finder\'s valley)')
+    r.add_argument('--lr', type=float, help='learning rate (default: the lr finder\'s median valley)')
     r.add_argument('--ensemble', action='store_true', help='also train a second backbone and average the predictions')
     r.add_argument('--arch2', help='second backbone (default: recipe_ensemble_arch setting)')
     r.add_argument('--checkpoint', help='folder for per-epoch checkpoints and stage progress; run again with it to resume after a kill')

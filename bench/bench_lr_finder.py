@@ -1,0 +1,53 @@
+"""Spread of the lr finder's `valley` over seeds, as `tlh recipe` runs it: one run against the median of several.
+
+Run from the project root: `.venv/bin/python bench/bench_lr_finder.py [--dataset flowers] [--seeds 42 1 2 0 3 4 5 6 7 8] [--runs 5]`
+Full mode (TLH_QUICK is ignored). For each seed, builds the recipe's learner (recipe_arch, last progressive size), its
+cached features and its new head exactly as `tlh recipe` does, then runs the finder `--runs` times on the head over the
+features; the first run is the learning rate the recipe took before `median_lr`. Prints a table and appends it to
+bench/results/bench_lr_finder.md. Run it under `flock /tmp/heavy.lock` on a shared machine.
+"""
+import argparse, os, platform, tempfile, time
+os.environ.pop('TLH_QUICK', None)
+os.environ.setdefault('TLH_NO_BARS', '1')
+from pathlib import Path
+import numpy as np, pandas as pd, torch
+from tlhelpers.core import setup
+from tlhelpers.data import get_dls
+from tlhelpers.baseline import tl_learner
+from tlhelpers.features import cached_features, features_learner
+from tlhelpers.tuning import find_lr
+from tlhelpers.augment import NO_AUG
+from tlhelpers.progressive import parse_sizes, sized_dls
+
+def main(dataset, seeds, runs):
+    rows = []
+    with tempfile.TemporaryDirectory() as tmp:
+        for seed in seeds:
+            s = setup(seed, bars=False)
+            size = parse_sizes(None)[-1]
+            items = get_dls(dataset, size=parse_sizes(None)[0]).items
+            learn = tl_learner(sized_dls(items, size, aug=NO_AUG), s.recipe_arch, path=tmp)
+            feats = cached_features(learn, size=size)
+            flearn = features_learner(feats, learn.model[1][2:], bs=learn.dls.bs, loss_func=learn.loss_func, path=tmp)
+            valleys = [find_lr(flearn, plot=False).valley for _ in range(runs)]
+            rows.append(dict(seed=seed, first_run=valleys[0], median=float(np.median(valleys)),
+                             runs=' '.join(f'{v:.2e}' for v in valleys)))
+            print(rows[-1], flush=True)
+    df = pd.DataFrame(rows)
+    def spread(c): return f'{df[c].min():.2e} to {df[c].max():.2e} ({df[c].max() / df[c].min():.1f}x)'
+    header = (f"## {time.strftime('%Y-%m-%d %H:%M')} {dataset} {s.recipe_arch} {size}px head over cached features, "
+              f"{s.lr_find_iters} iterations per run, {platform.processor() or platform.machine()} x{os.cpu_count()} "
+              f"torch {torch.__version__}\n")
+    summary = f"\nOne run's valley: {spread('first_run')}; the median of {runs} runs: {spread('median')}.\n"
+    table = df.to_markdown(index=False, floatfmt='.2e')
+    print('\n' + header + '\n' + table + '\n' + summary)
+    out = Path(__file__).parent/'results'/'bench_lr_finder.md'
+    with open(out, 'a') as f: f.write(header + '\n' + table + '\n' + summary + '\n')
+
+if __name__ == '__main__':
+    p = argparse.ArgumentParser(description=__doc__.split('\n')[0])
+    p.add_argument('--dataset', default='flowers')
+    p.add_argument('--seeds', type=int, nargs='+', default=[42, 1, 2, 0, 3, 4, 5, 6, 7, 8])
+    p.add_argument('--runs', type=int, default=5)
+    a = p.parse_args()
+    main(a.dataset, a.seeds, a.runs)
