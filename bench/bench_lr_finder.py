@@ -10,12 +10,12 @@ import argparse, os, platform, tempfile, time
 os.environ.pop('TLH_QUICK', None)
 os.environ.setdefault('TLH_NO_BARS', '1')
 from pathlib import Path
-import numpy as np, pandas as pd, torch
+import pandas as pd, torch
 from tlhelpers.core import setup
 from tlhelpers.data import get_dls
 from tlhelpers.baseline import tl_learner
 from tlhelpers.features import cached_features, features_learner
-from tlhelpers.tuning import find_lr
+from tlhelpers.tuning import median_lr
 from tlhelpers.augment import NO_AUG
 from tlhelpers.progressive import parse_sizes, sized_dls
 
@@ -23,14 +23,15 @@ def main(dataset, seeds, runs):
     rows = []
     with tempfile.TemporaryDirectory() as tmp:
         for seed in seeds:
-            s = setup(seed, bars=False)
-            size = parse_sizes(None)[-1]
-            items = get_dls(dataset, size=parse_sizes(None)[0]).items
+            s, sizes = setup(seed, bars=False), parse_sizes(None)
+            size = sizes[-1]
+            items = get_dls(dataset, size=sizes[0]).items
             learn = tl_learner(sized_dls(items, size, aug=NO_AUG), s.recipe_arch, path=tmp)
             feats = cached_features(learn, size=size)
             flearn = features_learner(feats, learn.model[1][2:], bs=learn.dls.bs, loss_func=learn.loss_func, path=tmp)
-            valleys = [find_lr(flearn, plot=False).valley for _ in range(runs)]
-            rows.append(dict(seed=seed, first_run=valleys[0], median=float(np.median(valleys)),
+            median, suggs = median_lr(flearn, runs, plot=False)
+            valleys = [sg.valley for sg in suggs]
+            rows.append(dict(seed=seed, first_run=valleys[0], median=median,
                              runs=' '.join(f'{v:.2e}' for v in valleys)))
             print(rows[-1], flush=True)
     df = pd.DataFrame(rows)
