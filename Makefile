@@ -5,7 +5,7 @@ VENV := .venv
 BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed
 
-.PHONY: demo test check export clean-nbs bench
+.PHONY: demo test check export clean-nbs bench browser
 
 $(STAMP): pyproject.toml constraints.txt
 	test -x $(BIN)/python || $(PY) -m venv $(VENV)
@@ -31,3 +31,7 @@ check: $(STAMP)
 	$(BIN)/nbdev-export
 	git status --porcelain -- tlhelpers nbs
 	test -z "$$(git status --porcelain -- tlhelpers nbs)"
+
+# Debian's Chromium for the browser test of `tlh serve` (tests/test_deploy.py); needs root (CI runs as root).
+browser:
+	command -v chromium >/dev/null || (apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq chromium)

@@ -3,7 +3,7 @@
 Run from the project root: `.venv/bin/python bench/bench_lr_finder.py [--dataset flowers] [--seeds 42 1 2 0 3 4 5 6 7 8] [--runs 5]`
 Full mode (TLH_QUICK is ignored). For each seed, builds the recipe's learner (recipe_arch, last progressive size), its
 cached features and its new head exactly as `tlh recipe` does, then runs the finder `--runs` times on the head over the
-features; the first run is the learning rate the recipe took before `median_lr`. Prints a table and appends it to
+features (`tlhelpers.recipe.Recipe`: its data, held-out test split and learner); the first run is the learning rate the recipe took before `median_lr`. Prints a table and appends it to
 bench/results/bench_lr_finder.md. Run it under `flock /tmp/heavy.lock` on a shared machine.
 """
 import argparse, os, platform, tempfile, time
@@ -12,21 +12,17 @@ os.environ.setdefault('TLH_NO_BARS', '1')
 from pathlib import Path
 import pandas as pd, torch
 from tlhelpers.core import setup
-from tlhelpers.data import get_dls
-from tlhelpers.baseline import tl_learner
 from tlhelpers.features import cached_features, features_learner
 from tlhelpers.tuning import median_lr
-from tlhelpers.augment import NO_AUG
-from tlhelpers.progressive import parse_sizes, sized_dls
+from tlhelpers.recipe import Recipe
 
 def main(dataset, seeds, runs):
     rows = []
     with tempfile.TemporaryDirectory() as tmp:
         for seed in seeds:
-            s, sizes = setup(seed, bars=False), parse_sizes(None)
-            size = sizes[-1]
-            items = get_dls(dataset, size=sizes[0]).items
-            learn = tl_learner(sized_dls(items, size, aug=NO_AUG), s.recipe_arch, path=tmp)
+            r = Recipe(dataset)                      # the recipe's own data, test split and learner
+            s, size = setup(seed, bars=False), r.sizes[-1]
+            learn = r.learner(r.arch)
             feats = cached_features(learn, size=size)
             flearn = features_learner(feats, learn.model[1][2:], bs=learn.dls.bs, loss_func=learn.loss_func, path=tmp)
             median, suggs = median_lr(flearn, runs, plot=False)

@@ -41,11 +41,11 @@ def plain_pytorch(root, arch, minutes, size=224, bs=32):
 def tlhelpers_recipe(root, arch, minutes, ensemble=False, arch2=None):
     "`tlh recipe` with the settings' defaults (its own run folder and report): [(elapsed minutes, valid accuracy)] after every stage and every epoch of the main model"
     import pandas as pd
-    from tlhelpers.cli import recipe
-    run, stages = recipe(root, arch, ensemble=ensemble, arch2=arch2, out='runs/bench_time_to_accuracy')
+    from tlhelpers.recipe import recipe
+    run, _ = recipe(root, arch=arch, ensemble=ensemble, arch2=arch2, out='runs/bench_time_to_accuracy')
     print('tlhelpers report:', run/'report.md', flush=True)
-    epochs = pd.read_csv(run/'epochs.csv').query('model == @arch')
-    return sorted([(v['minutes'], v['accuracy']) for v in stages.values()] + list(zip(epochs.minutes, epochs.accuracy)))
+    stages, epochs = pd.read_csv(run/'stages.csv'), pd.read_csv(run/'epochs.csv').query('model == @arch')
+    return sorted(list(zip(stages.minutes, stages.valid_accuracy)) + list(zip(epochs.minutes, epochs.accuracy)))
 
 def first_reach(log, target):
     return next((round(t, 1) for t, a in log if a >= target), None)

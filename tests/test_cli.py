@@ -119,13 +119,56 @@ def test_recipe_never_overwrites(work):
     before = (work/'runs'/'train'/'metrics.json').read_text()
     r = ok(tlh('recipe', work/'data', '--quick', '--sizes', '48', '--ensemble', '--out', work/'runs'/'train', cwd=work))
     run = work/'runs'/'train-2'
-    assert f'run={run}' in r.stdout
+    assert f'run={run}' in r.stdout and 'test_accuracy=' in r.stdout
     assert (work/'runs'/'train'/'metrics.json').read_text() == before
-    stages = pd.read_csv(run/'stages.csv', index_col=0)
+    stages = pd.read_csv(run/'stages.csv').set_index('stage')
     arch2 = get_settings().recipe_ensemble_arch
-    assert stages.index.tolist() == ['baseline', 'augmentation 48px', 'TTA 48px', f'{arch2} TTA 48px', f'ensemble + {arch2}']
-    assert {'lr_find.png', 'stages.png', 'report.md', 'model.safetensors', 'model.json'} <= {p.name for p in run.iterdir()}
+    assert stages.index.tolist() == ['baseline', 'fine-tune 48px', f'{arch2} baseline', f'{arch2} fine-tune 48px', 'mirror TTA 48px',
+                                     f'ensemble + {arch2}']
+    assert {'lr_find.png', 'stages.png', 'report.md', 'model.safetensors', 'model.json', 'skipped.csv'} <= {p.name for p in run.iterdir()}
     m = json.loads((run/'metrics.json').read_text())
-    assert set(m['stages']) == set(stages.index) and m['accuracy'] == stages.accuracy.iloc[-1]
+    assert set(m['stages']) == set(stages.index)
+    chosen = stages.loc[m['chosen_stage']]
+    assert m['valid']['accuracy'] == chosen.valid_accuracy == stages.valid_accuracy[['baseline', 'fine-tune 48px', 'mirror TTA 48px',
+                                                                                       f'ensemble + {arch2}']].max()
+    assert m['accuracy'] == m['test']['accuracy'] and m['n_test'] == m['n_images'] > 0
     from tlhelpers.inference import load_model
     assert load_model(run).vocab == ['ants', 'bees']
+
+def test_recipe_reports_skipped_files_and_resolves_csv(messy_folder, tmp_path, main, monkeypatch):
+    "Every skipped, converted and ignored file is in the run folder's report; --csv is found in the working directory, then in DATA"
+    monkeypatch.setenv('TLH_QUICK_N_PER_CLASS', '100')   # quick sizes, but every file of the folder kept
+    (messy_folder/'notes.txt').write_text('not an image')
+    rows = [(str(f.relative_to(messy_folder)), f.parent.name) for f in sorted(messy_folder.rglob('*')) if f.suffix in ('.jpg', '.png')]
+    pd.DataFrame(rows, columns=['filename', 'label']).to_csv(messy_folder/'labels.csv', index=False)
+    code, out, err = main('recipe', messy_folder, '--csv', 'labels.csv', '--quick', '--sizes', '32', '--out', tmp_path/'run')
+    assert code == 0, err
+    assert 'Skipping 6 bad file(s)' in out and '1 empty file (e.g. zero.jpg)' in out and 'Ignored 1 non-image file(s): notes.txt' in out
+    skipped = pd.read_csv(tmp_path/'run'/'skipped.csv')
+    assert skipped.status.value_counts().to_dict() == {'bad': 6, 'converted': 5, 'ignored': 1}
+    assert skipped.set_index(skipped.fname.map(lambda f: Path(f).name)).reason['zero.jpg'] == 'empty file'
+    report = (tmp_path/'run'/'report.md').read_text()
+    assert '6 bad, 5 converted, 1 ignored' in report and 'zero.jpg' in report and 'notes.txt' in report
+    code, _, err = main('recipe', messy_folder, '--csv', 'missing.csv', '--quick', '--out', tmp_path/'run2')
+    assert code == 2 and 'No labels CSV missing.csv' in err and not (tmp_path/'run2').exists()
+
+def test_fixes_are_honoured(work, tmp_path, main):
+    "`tlh train --fixes`: an excluded image is not used, a relabelled one counts under its new label; the images stay where they are"
+    ants = sorted((work/'data'/'val'/'ants').glob('*.jpg'))
+    pd.DataFrame(dict(filename=[str(ants[0]), str(ants[1].relative_to(work/'data'))], action=['exclude', 'relabel'],
+                      label=['', 'bees'])).to_csv(tmp_path/'fixes.csv', index=False)
+    code, _, err = main('train', work/'data', '--quick', '--fixes', tmp_path/'fixes.csv', '--out', tmp_path/'run')
+    assert code == 0, err
+    support = pd.read_csv(tmp_path/'run'/'per_class.csv', index_col=0)['support']
+    assert (support['ants'], support['bees']) == (6, 9)
+    assert ants[0].exists() and ants[1].exists()
+    pd.DataFrame(dict(filename=['no/such.jpg'], action=['exclude'])).to_csv(tmp_path/'bad.csv', index=False)
+    code, _, err = main('train', work/'data', '--quick', '--fixes', tmp_path/'bad.csv', '--out', tmp_path/'run2')
+    assert code == 2 and 'not among the items' in err
+
+def test_audit_command(work, tmp_path):
+    r = ok(tlh('audit', work/'data', '--quick', '--out', tmp_path/'audit', cwd=work))
+    assert 'label issue(s)' in r.stdout
+    issues = pd.read_csv(tmp_path/'audit'/'label_issues.csv')
+    assert issues.columns.tolist()[:4] == ['filename', 'given', 'suggested', 'score']
+    assert {'duplicates.csv', 'outliers.csv', 'report.md', 'outliers.png'} <= {p.name for p in (tmp_path/'audit').iterdir()}

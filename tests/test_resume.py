@@ -83,8 +83,8 @@ def test_kill_and_resume_tlh_recipe(tmp_path):
     assert 'baseline:' not in second.stdout and (ck/'lr_find.png').stat().st_mtime_ns == lr_plot  # finished work is not redone
     after = json.loads((ck/'recipe.json').read_text())
     assert after['lr'] == before['lr'] and after['stages']['baseline'] == before['stages']['baseline']
-    assert list(after['stages']) == ['baseline', 'augmentation 48px', 'progressive 64px', 'TTA 64px']
-    assert after['stages']['TTA 64px']['minutes'] >= before['stages']['baseline']['minutes']
+    assert list(after['stages']) == ['baseline', 'fine-tune 48px', 'fine-tune 64px', 'mirror TTA 64px']
+    assert after['stages']['mirror TTA 64px']['minutes'] >= before['stages']['baseline']['minutes']
     assert [e['epoch'] for e in after['epochs']] == list(range(8))   # each epoch logged once, across the kill
     assert (tmp_path/'run'/'report.md').exists() and (tmp_path/'run'/'lr_find.png').exists()
 
@@ -102,9 +102,35 @@ def test_recipe_ensemble_member_independent_of_resume(tmp_path):
     resumed, out = recipe(tmp_path/'ck2', '--ensemble')
     assert 'Resuming from' in out and 'baseline:' not in out
     arch2 = get_settings().recipe_ensemble_arch
-    def member(st): return [e['accuracy'] for e in st['epochs'] if e['model'] == arch2], st['stages'][f'{arch2} TTA 48px']
+    def member(st): return [e['accuracy'] for e in st['epochs'] if e['model'] == arch2], st['stages'][f'{arch2} fine-tune 48px']
     (acc1, tta1), (acc2, tta2) = member(at_once), member(resumed)
     assert len(acc1) == 2 and acc1 == acc2
     assert {k: v for k, v in tta1.items() if k != 'minutes'} == {k: v for k, v in tta2.items() if k != 'minutes'}
     def head(ck): return torch.load(ck/'ensemble'/'ckpt.pth', weights_only=False)['model']['1.8.weight']  # our own file
     assert torch.equal(head(tmp_path/'ck1'), head(tmp_path/'ck2'))
+
+def test_recipe_where_fine_tuning_hurts_keeps_baseline_across_a_kill(tmp_path):
+    "Fine-tuning at a far too high learning rate: killed mid-way and resumed, the run still ends with the baseline's weights and test score"
+    import signal, time
+    tlh = str(Path(sys.executable).with_name('tlh'))
+    env = dict(os.environ, CI='1', TLH_QUICK='1', TLH_FEATURES_CACHE=str(tmp_path/'features'))
+    def cmd(ck, out): return [tlh, 'recipe', 'hymenoptera', '--quick', '--sizes', '48', '64', '--epochs', '3', '--ft-lr', '5',
+                              '--checkpoint', str(ck), '--out', str(tmp_path/out)]
+    whole = subprocess.run(cmd(tmp_path/'ck1', 'whole'), env=env, capture_output=True, text=True, timeout=300)
+    assert whole.returncode == 0, whole.stderr[-2000:]
+    p = subprocess.Popen(cmd(tmp_path/'ck2', 'resumed'), env=env, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    state, t0 = tmp_path/'ck2'/'state.json', time.time()
+    while not (state.exists() and json.loads(state.read_text() or '{}').get('stage') == 'unfrozen'):
+        assert p.poll() is None and time.time() - t0 < 300, "recipe ended before it could be killed"
+        time.sleep(0.02)
+    p.send_signal(signal.SIGKILL); p.wait()
+    assert json.loads(state.read_text())['epoch'] < 5
+    resumed = subprocess.run(cmd(tmp_path/'ck2', 'resumed'), env=env, capture_output=True, text=True, timeout=300)
+    assert resumed.returncode == 0 and 'Resuming from' in resumed.stdout, resumed.stderr[-2000:]
+    a, b = (json.loads((tmp_path/d/'metrics.json').read_text()) for d in ('whole', 'resumed'))
+    assert a['chosen_stage'] == b['chosen_stage'] == 'baseline'
+    assert a['test'] == b['test'] and a['valid'] == b['valid']
+    assert "keeps the baseline's weights" in (tmp_path/'resumed'/'report.md').read_text()
+    from tlhelpers.inference import load_model
+    wa, wb = (load_model(tmp_path/d).model.state_dict() for d in ('whole', 'resumed'))
+    assert all(torch.equal(wa[k], wb[k]) for k in wa)

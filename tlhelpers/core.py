@@ -4,10 +4,11 @@
 
 # %% auto #0
 __all__ = ['find_settings', 'project_root', 'is_quick', 'get_settings', 'seed_everything', 'EpochLog', 'in_ci', 'setup',
-           'new_run_dir']
+           'new_run_dir', 'run_dir']
 
 # %% ../nbs/00_core.ipynb #252b32a2
 import os, configparser, importlib.util
+from contextlib import contextmanager
 from pathlib import Path
 import numpy as np, torch
 from fastcore.basics import AttrDict
@@ -104,3 +105,13 @@ def new_run_dir(path):
         try: p.mkdir(parents=True); return p
         except FileExistsError: continue
     raise RuntimeError(f"Too many runs named {path}")
+
+# %% ../nbs/00_core.ipynb #a82dc1d7
+@contextmanager
+def run_dir(out):
+    "Create a new run folder for a `with` block; removed again if the block fails and left it empty"
+    run = new_run_dir(out)
+    try: yield run
+    except BaseException:
+        if run.is_dir() and not any(run.iterdir()): run.rmdir()
+        raise

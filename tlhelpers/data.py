@@ -4,21 +4,23 @@
 
 # %% auto #0
 __all__ = ['DATASETS', 'MIN_SIDE', 'MAX_PIXELS', 'VALID_NAMES', 'TRAIN_NAMES', 'IMBALANCE_RATIO', 'ACTIVATION_FACTOR',
-           'data_roots', 'download', 'locate', 'to_rgb', 'load_rgb', 'RGBImage', 'check_image', 'verify_images',
-           'summarize', 'quarantine', 'items_df', 'split_and_subsample', 'class_weights', 'check_items', 'check_fits',
-           'get_dls', 'plot_class_counts', 'plot_image_sizes']
+           'FIX_ACTIONS', 'INSPECTION_CLASSES', 'data_roots', 'download', 'locate', 'RGBImage', 'check_image',
+           'verify_images', 'summarize', 'non_image_files', 'skip_summary', 'quarantine', 'find_csv', 'items_df',
+           'split_and_subsample', 'class_weights', 'check_items', 'check_fits', 'get_dls', 'apply_fixes',
+           'plot_class_counts', 'plot_image_sizes', 'make_inspection_set']
 
 # %% ../nbs/01_data.ipynb #6a1647f4
 import os, shutil, warnings
 from pathlib import Path
 from concurrent.futures import ThreadPoolExecutor
 import numpy as np, pandas as pd
-from PIL import Image, ImageOps, UnidentifiedImageError
+from PIL import Image, ImageOps, ImageDraw, UnidentifiedImageError
 from fastai.vision.all import (PILImage, ImageBlock, CategoryBlock, DataBlock, ColReader, ColSplitter, Resize,
                                aug_transforms, get_image_files, untar_data, URLs, image_extensions)
 from fastprogress.fastprogress import progress_bar
 from sklearn.model_selection import train_test_split
 from .core import get_settings, project_root, in_ci
+from .images import to_rgb, load_rgb
 
 # %% ../nbs/01_data.ipynb #b64af1ee
 DATASETS = {
@@ -59,28 +61,7 @@ def locate(name=None, download_missing=True):
     if not download_missing: raise FileNotFoundError(f"Dataset {name!r} not found in {', '.join(map(str, data_roots()))}")
     return download(name)
 
-# %% ../nbs/01_data.ipynb #37245703
-def to_rgb(im):
-    "Convert a PIL image of any mode to 8-bit RGB: 16-bit scaled, transparency on white, CMYK/palette/grey converted"
-    if im.mode == 'RGB': return im
-    if im.mode.startswith('I') or im.mode == 'F':
-        a = np.asarray(im, dtype=np.float32)
-        hi = 65535. if (im.mode.startswith('I;16') or a.max() > 255) else 255.
-        if im.mode == 'F': a, hi = a - a.min(), max(float(a.max() - a.min()), 1e-8)
-        return Image.fromarray((a / hi * 255).clip(0, 255).astype(np.uint8)).convert('RGB')
-    if im.mode in ('RGBA', 'LA', 'PA') or (im.mode == 'P' and 'transparency' in im.info):
-        im = im.convert('RGBA')
-        bg = Image.new('RGBA', im.size, (255, 255, 255, 255))
-        return Image.alpha_composite(bg, im).convert('RGB')
-    return im.convert('RGB')
-
-def load_rgb(fn):
-    "Open image file `fn`, apply its EXIF orientation and return it as 8-bit RGB"
-    with Image.open(fn) as im:
-        im = ImageOps.exif_transpose(im)
-        im.load()
-        return to_rgb(im)
-
+# %% ../nbs/01_data.ipynb #c5db3212
 class RGBImage(PILImage):
     "A fastai `PILImage` that loads files with `load_rgb`"
     @classmethod
@@ -124,6 +105,25 @@ def summarize(report):
     bad = report[report.status != 'ok']
     return bad.groupby(['status', 'reason']).fname.agg(['count', 'first']).reset_index()
 
+# %% ../nbs/01_data.ipynb #d247c021
+def non_image_files(path, exclude=()):
+    "Files under `path` that are not images by their extension (hidden files and `exclude`d ones aside)"
+    skip = {Path(f).resolve() for f in exclude}
+    return sorted(f for f in Path(path).rglob('*') if f.is_file() and not f.name.startswith('.')
+                  and f.suffix.lower() not in image_extensions and f.resolve() not in skip)
+
+def skip_summary(report, ignored=()):
+    "Readable lines on the files a `verify_images` `report` skipped or converted, and the non-image files `ignored`"
+    lines, rep = [], report if report is not None else pd.DataFrame(columns=['fname', 'status', 'reason', 'mode'])
+    bad, conv = rep[rep.status == 'bad'], rep[rep.status == 'converted']
+    if len(bad):
+        lines.append(f"Skipping {len(bad)} bad file(s):")
+        lines += [f"  {n} {reason} (e.g. {Path(g.fname.iloc[0]).name})" for reason, g in bad.groupby('reason') for n in [len(g)]]
+    if len(conv): lines.append(f"Converted {len(conv)} file(s) to RGB: " + ', '.join(f'{m} {n}' for m, n in conv['mode'].value_counts().items()))
+    if len(ignored): lines.append(f"Ignored {len(ignored)} non-image file(s): " + ', '.join(Path(f).name for f in list(ignored)[:5])
+                                  + (', ...' if len(ignored) > 5 else ''))
+    return '\n'.join(lines)
+
 # %% ../nbs/01_data.ipynb #a5dee3a1
 def quarantine(report, root, dest):
     "Move the files marked 'bad' in `report` from under `root` into `dest` (same relative paths), with a manifest CSV"
@@ -152,11 +152,18 @@ def _split_dirs(path):
     v = next((subs[n] for n in VALID_NAMES if n in subs), None)
     return (t, v) if t else None
 
+def find_csv(csv, path):
+    "The labels CSV `csv`: as given (relative to the working directory), else relative to the data folder `path`"
+    for c in (Path(csv), Path(path)/csv):
+        if c.is_file(): return c
+    raise FileNotFoundError(f"No labels CSV {csv}: looked in the working directory and in {path}")
+
 def items_df(path, csv=None, label_re=None):
     "DataFrame (fname, label, is_valid) of the images under `path`; `is_valid` is NaN without split folders"
     path = Path(path)
     if not path.is_dir(): raise FileNotFoundError(f"No such folder: {path}")
     if csv is not None:
+        csv = find_csv(csv, path)
         df = pd.read_csv(csv)
         if not {'filename', 'label'} <= set(df.columns): raise ValueError(f"{csv} needs columns filename,label; has {list(df.columns)}")
         return pd.DataFrame({'fname': [path/f for f in df.filename], 'label': df.label.astype(str), 'is_valid': np.nan})
@@ -217,7 +224,8 @@ def check_items(df):
     counts = df[~valid].label.value_counts()
     if counts.max() / counts.min() > IMBALANCE_RATIO:
         warnings.warn(f"Classes are imbalanced ({counts.idxmax()}: {counts.max()} vs {counts.idxmin()}: {counts.min()} training images). "
-                      "Consider tl_learner(dls, loss_func=CrossEntropyLossFlat(weight=class_weights(dls.items, dls.vocab)))")
+                      "Consider class weights: `tlh train/recipe --class-weights`, or in Python "
+                      "tl_learner(dls, loss_func=CrossEntropyLossFlat(weight=class_weights(dls.items, dls.vocab)))")
 
 # %% ../nbs/01_data.ipynb #1389642a
 ACTIVATION_FACTOR = 30  # training memory / input batch bytes, lower bound (mobilenetv2_100 at 224 px)
@@ -233,8 +241,8 @@ def check_fits(size, bs):
 
 # %% ../nbs/01_data.ipynb #4eb4978c
 def get_dls(source=None, size=None, presize=None, bs=None, valid_pct=None, seed=None, n_per_class=None,
-            csv=None, batch_tfms=None, item_tfms=None, num_workers=None, verify=True, label_re=None, **kwargs):
-    "fastai `DataLoaders` for a dataset name, folder or items DataFrame, verified, split and presized"
+            csv=None, batch_tfms=None, item_tfms=None, num_workers=None, verify=True, label_re=None, fixes=None, **kwargs):
+    "fastai `DataLoaders` for a dataset name, folder or items DataFrame, verified, split and presized; `fixes`: see `apply_fixes`"
     s = get_settings()
     size, presize, bs = size or s.size, presize or s.presize, bs or s.bs
     seed = s.seed if seed is None else seed
@@ -244,12 +252,14 @@ def get_dls(source=None, size=None, presize=None, bs=None, valid_pct=None, seed=
         root = locate(source)
         label_re = label_re or DATASETS.get(str(source), {}).get('label_re')
         df = items_df(root, csv=csv, label_re=label_re)
+    ignored = [] if isinstance(source, pd.DataFrame) else non_image_files(root, exclude=[*df.fname, *([find_csv(csv, root)] if csv else [])])
+    if fixes is not None: df = apply_fixes(df, fixes, root=None if isinstance(source, pd.DataFrame) else root)
     df = split_and_subsample(df, valid_pct or s.valid_pct, seed, n_per_class)
     report = None
     if verify:
         report = verify_images(df.fname)
         df = df[report.status.values != 'bad'].reset_index(drop=True)
-        if (n_bad := int((report.status == 'bad').sum())): print(f"Skipping {n_bad} bad file(s):\n{summarize(report)}")
+    if (msg := skip_summary(report, ignored)): print(msg)
     check_items(df)
     n_train = int((~df.is_valid).sum())
     if bs > n_train: print(f"Batch size {bs} is larger than the {n_train} training images: using {n_train}"); bs = n_train
@@ -259,8 +269,27 @@ def get_dls(source=None, size=None, presize=None, bs=None, valid_pct=None, seed=
                        splitter=ColSplitter('is_valid'), item_tfms=item_tfms if item_tfms is not None else Resize(presize),
                        batch_tfms=batch_tfms if batch_tfms is not None else aug_transforms(size=size, min_scale=0.75))
     dls = dblock.dataloaders(df, bs=bs, num_workers=s.num_workers if num_workers is None else num_workers, **kwargs)
-    dls.items, dls.verify_report = df, report
+    dls.items, dls.verify_report, dls.ignored = df, report, ignored
     return dls
+
+# %% ../nbs/01_data.ipynb #6aa3f12b
+FIX_ACTIONS = ('exclude', 'relabel')
+
+def apply_fixes(df, fixes, root=None):
+    "Items `df` with the `fixes` (a CSV path or DataFrame of filename,action,label) applied: excluded rows dropped, relabelled ones changed"
+    fx = pd.read_csv(fixes) if isinstance(fixes, (str, Path)) else pd.DataFrame(fixes)
+    if not {'filename', 'action'} <= set(fx.columns): raise ValueError(f"Fixes need columns filename,action,label; got {list(fx.columns)}")
+    if bad := sorted(set(fx.action) - set(FIX_ACTIONS)): raise ValueError(f"Unknown fix action(s) {bad}; use {', '.join(FIX_ACTIONS)}")
+    relabel = fx.action.eq('relabel').values
+    if relabel.any() and ('label' not in fx or fx.label[relabel].isna().any()): raise ValueError("Every 'relabel' fix needs a label")
+    root = Path(root) if root is not None else Path(os.path.commonpath([str(f) for f in df.fname])) if len(df) else Path('.')
+    key = lambda f: str(Path(f).resolve()) if Path(f).is_absolute() or Path(f).exists() else str((root/f).resolve())
+    where = {key(f): i for i, f in enumerate(df.fname)}
+    if missing := [f for f in fx.filename if key(f) not in where]:
+        raise ValueError(f"{len(missing)} fix(es) name files not among the items, e.g. {missing[0]}")
+    df, rows = df.copy(), fx.filename.map(lambda f: where[key(f)]).values
+    df.loc[df.index[rows[relabel]], 'label'] = fx.label.values[relabel].astype(str)
+    return df.drop(index=df.index[rows[~relabel]]).reset_index(drop=True)
 
 # %% ../nbs/01_data.ipynb #1a68ff4e
 def plot_class_counts(df, ax=None):
@@ -278,3 +307,51 @@ def plot_image_sizes(report, ax=None):
     ax = sns.histplot(data=d, x='pixels', hue='side', bins=30, ax=ax)
     ax.set(title='Image sizes')
     return ax
+
+# %% ../nbs/01_data.ipynb #9561b16e
+from scipy.ndimage import gaussian_filter
+
+INSPECTION_CLASSES = ('ok', 'scratch', 'spot', 'crack')
+
+def _surface(rng, size):
+    "A grey textured surface: smooth shading plus fine grain, float in 0..255"
+    shade = gaussian_filter(rng.normal(size=(size, size)), size / 6)
+    shade = (shade - shade.mean()) / (shade.std() + 1e-8) * 12
+    return rng.uniform(90, 170) + shade + gaussian_filter(rng.normal(0, 14, (size, size)), 0.7)
+
+def _defect(rng, size, kind):
+    "A mask (float 0..1) and signed contrast for one defect of `kind` on a `size` px surface"
+    m = Image.new('L', (size, size)); d = ImageDraw.Draw(m)
+    if kind == 'scratch':
+        c, a, l = rng.uniform(0.2, 0.8, 2) * size, rng.uniform(0, np.pi), rng.uniform(0.3, 0.6) * size
+        d.line([tuple(c - l / 2 * np.r_[np.cos(a), np.sin(a)]), tuple(c + l / 2 * np.r_[np.cos(a), np.sin(a)])], fill=255, width=1)
+    elif kind == 'spot':
+        c, r = rng.uniform(0.2, 0.8, 2) * size, rng.uniform(0.03, 0.06) * size
+        d.ellipse([c[0] - r, c[1] - r, c[0] + r, c[1] + r], fill=255)
+    elif kind == 'crack':
+        p, a = rng.uniform(0.25, 0.75, 2) * size, rng.uniform(0, 2 * np.pi)
+        pts = [tuple(p)]
+        for _ in range(rng.integers(6, 12)):
+            a += rng.normal(0, 0.8); p = p + rng.uniform(3, 7) * size / 128 * np.r_[np.cos(a), np.sin(a)]; pts.append(tuple(p))
+        d.line(pts, fill=255, width=max(1, size // 100))
+    mask = gaussian_filter(np.asarray(m, np.float32) / 255, 0.6)
+    return mask, rng.choice([-1, 1]) * rng.uniform(25, 45) if kind == 'scratch' else -rng.uniform(30, 50)
+
+def make_inspection_set(dest, counts=(700, 150, 100, 50), size=128, seed=0):
+    "A synthetic grey-scale surface-inspection set in `dest`: single-channel PNGs in one folder, labels in `labels.csv`"
+    dest, rng = Path(dest), np.random.default_rng(seed)
+    (dest/'images').mkdir(parents=True, exist_ok=True)
+    rows = []
+    for kind, n in zip(INSPECTION_CLASSES, counts):
+        for i in range(n):
+            img = _surface(rng, size)
+            if kind != 'ok':
+                mask, contrast = _defect(rng, size, kind)
+                img = img + contrast * mask
+            f = f'images/{kind}_{i:04d}.png'
+            Image.fromarray(img.clip(0, 255).astype(np.uint8), mode='L').save(dest/f)
+            rows.append((f, kind))
+    df = pd.DataFrame(rows, columns=['filename', 'label']).sample(frac=1, random_state=seed)
+    df.to_csv(dest/'labels.csv', index=False)
+    return dest
+

@@ -21,7 +21,8 @@ def holdout_split(df, test_pct=None, seed=None):
     counts = df.label[pool].value_counts()
     if len(pool) < 2 * len(counts): raise ValueError(f"Too few training items ({len(pool)}) to hold out a test set")
     strat = df.label[pool] if counts.min() >= 2 else None
-    _, test_idx = train_test_split(pool, test_size=test_pct, random_state=seed, stratify=strat)
+    n_test = max(int(np.ceil(test_pct * len(pool))), len(counts) if strat is not None else 1)  # stratified: one of each class at least
+    _, test_idx = train_test_split(pool, test_size=n_test, random_state=seed, stratify=strat)
     return df.drop(index=test_idx).reset_index(drop=True), df.loc[test_idx].reset_index(drop=True)
 
 # %% ../nbs/10_full_data.ipynb #067164d6

@@ -12,11 +12,12 @@ from pathlib import Path
 import numpy as np, pandas as pd, torch
 from PIL import Image
 import fastai.vision.all as fv
-from fastai.vision.all import create_timm_model, load_learner, get_image_files, PILImage, TensorImage, Pipeline
+from fastai.vision.all import create_timm_model, load_learner, PILImage, TensorImage, Pipeline
 from safetensors.torch import save_file, load_model as load_safetensors
 from .core import get_settings, setup
 from .data import load_rgb, locate, items_df, verify_images, summarize
 from .evaluation import evaluation_report
+from .runtime import predict_folder as predict_rows
 
 # %% ../nbs/14_export_inference.ipynb #760bc1cf
 SAFE_TFMS = ('Resize', 'ToTensor', 'IntToFloatTensor', 'AffineCoordTfm', 'RandomResizedCropGPU', 'Normalize')
@@ -137,22 +138,11 @@ def load_model(path, unsafe_pickle=False, device='cpu'):
 
 # %% ../nbs/14_export_inference.ipynb #495ad90b
 def predict_folder(model, folder, out_csv=None, bs=32, tta=False):
-    "Predict every image under `folder`: DataFrame (filename, label, one probability column per class); bad files skipped"
-    folder = Path(folder)
-    if not folder.exists(): raise FileNotFoundError(f"No such file or folder: {folder}")
-    files = [folder] if folder.is_file() else get_image_files(folder)
-    if not files: raise ValueError(f"No image files under {folder}")
-    report = verify_images(files)
-    ok, bad = report[report.status != 'bad'], report[report.status == 'bad']
-    if len(bad): print(f"Skipping {len(bad)} unreadable file(s):\n" + '\n'.join(f'  {f}: {r}' for f, r in zip(bad.fname, bad.reason)))
-    probs = model.predict(list(ok.fname), bs=bs, tta=tta)
+    "Predict every image under `folder` (or one file): DataFrame (filename, label, a probability per class); unreadable files skipped"
+    rows, skipped = predict_rows(model, folder, out_csv=out_csv, bs=bs, tta=tta)
     cols = [c if c not in ('filename', 'label') else f'p_{c}' for c in model.vocab]
-    df = pd.DataFrame(probs.numpy(), columns=cols)
-    names = [f.name if folder.is_file() else str(f.relative_to(folder)) for f in ok.fname]
-    df.insert(0, 'label', [model.vocab[i] for i in probs.argmax(1)] if len(df) else [])
-    df.insert(0, 'filename', names)
-    df.attrs['skipped'] = bad[['fname', 'reason']].reset_index(drop=True)
-    if out_csv: df.to_csv(out_csv, index=False)
+    df = pd.DataFrame(rows, columns=['filename', 'label', *cols])
+    df.attrs['skipped'] = pd.DataFrame(skipped, columns=['fname', 'reason'])
     return df
 
 # %% ../nbs/14_export_inference.ipynb #bf55d87e
