@@ -96,6 +96,7 @@ d = { 'settings': {'branch': 'main', 'doc_baseurl': '/', 'doc_host': '', 'git_ur
             'tlhelpers.data': { 'tlhelpers.data.RGBImage': ('data.html#rgbimage', 'tlhelpers/data.py'),
                                 'tlhelpers.data.RGBImage.create': ('data.html#rgbimage.create', 'tlhelpers/data.py'),
                                 'tlhelpers.data._defect': ('data.html#_defect', 'tlhelpers/data.py'),
+                                'tlhelpers.data._looks_like_image': ('data.html#_looks_like_image', 'tlhelpers/data.py'),
                                 'tlhelpers.data._split_dirs': ('data.html#_split_dirs', 'tlhelpers/data.py'),
                                 'tlhelpers.data._surface': ('data.html#_surface', 'tlhelpers/data.py'),
                                 'tlhelpers.data.apply_fixes': ('data.html#apply_fixes', 'tlhelpers/data.py'),

@@ -117,8 +117,9 @@ def bn_shift(learn, n_batches=4):
 
 # %% ../nbs/15_recipe.ipynb #86f5c413
 def adapt_plan(shift):
-    "Fine-tuning plan from a `bn_shift` measurement: the shift, on record; pretrained batch-norm statistics and early layers kept frozen"
-    return dict(bn_shift=round(float(np.mean(shift)), 4), bn_stats='frozen', frozen_stride=get_settings().frozen_stride)
+    "Fine-tuning plan from a `bn_shift` measurement: the shift, on record; batch-norm statistics and early layers as the settings say"
+    s = get_settings()
+    return dict(bn_shift=round(float(np.mean(shift)), 4), bn_stats='frozen' if s.freeze_bn_stats else 'train', frozen_stride=s.frozen_stride)
 
 # %% ../nbs/15_recipe.ipynb #fd28d401
 class Recipe:
@@ -287,8 +288,9 @@ def _sections(self:Recipe, table, chosen, valid, test, skipped):
                       f'set aside before anything was chosen): {m} {test[m]:.4f}.',
             'Stages (validation)': md_table(table, index=False) + '\n\n![stages](stages.png)\n\n' + lr,
             'Adaptation': f"Batch-norm shift {plan.get('bn_shift')} (flowers and ants/bees: about 0.25; a grey inspection set: 1.9): "
-                          "how far these images move the backbone's batch-norm inputs from ImageNet's. Fine-tuning kept the pretrained "
-                          f"statistics and froze the layers up to output stride {plan.get('frozen_stride')} (0: none).",
+                          "how far these images move the backbone's batch-norm inputs from ImageNet's. Fine-tuning "
+                          f"{'kept the pretrained' if plan.get('bn_stats') == 'frozen' else 're-estimated the'} batch-norm statistics "
+                          f"and froze the layers up to output stride {plan.get('frozen_stride')} (0: none).",
             'Data': data}
 
 # %% ../nbs/15_recipe.ipynb #85a1a101
