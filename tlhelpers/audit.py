@@ -7,16 +7,15 @@ __all__ = ['audit_features', 'oof_probs', 'label_issues', 'file_hash', 'duplicat
            'audit']
 
 # %% ../nbs/05a_audit.ipynb #4facdcce
-import hashlib, os, time, warnings
+import hashlib, time, warnings
 from pathlib import Path
 import numpy as np, pandas as pd
 import matplotlib.pyplot as plt
 from sklearn.linear_model import LogisticRegression
 from sklearn.model_selection import StratifiedKFold, cross_val_predict
 from sklearn.preprocessing import normalize
-from fastprogress.fastprogress import progress_bar
-from .core import setup, get_settings, in_ci, run_dir
-from .data import get_dls, load_rgb, skip_summary
+from .core import setup, get_settings, run_dir
+from .data import get_dls, load_rgb
 from .baseline import tl_learner
 from .features import cached_features
 from .augment import NO_AUG
