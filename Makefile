@@ -5,7 +5,7 @@ VENV := .venv
 BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed
 
-.PHONY: demo test check export clean-nbs bench browser
+.PHONY: demo test check export browser docs course
 
 $(STAMP): pyproject.toml constraints.txt
 	test -x $(BIN)/python || $(PY) -m venv $(VENV)
@@ -31,6 +31,15 @@ check: $(STAMP)
 	$(BIN)/nbdev-export
 	git status --porcelain -- tlhelpers nbs
 	test -z "$$(git status --porcelain -- tlhelpers nbs)"
+
+# Execute the course in place (all notebooks, or NB="03_lr_and_epochs ..."): cpu mode without a GPU, full mode with one;
+# each notebook's minutes go to bench/results/course_times.md and its title cell.
+course: $(STAMP)
+	$(BIN)/python tools/course.py $(NB)
+
+# The course as a static site in _docs/ (mkdocs-material + mkdocs-jupyter): stored outputs, nothing loaded from the internet.
+docs: $(STAMP)
+	$(BIN)/python tools/docs.py
 
 # Debian's Chromium for the browser test of `tlh serve` (tests/test_deploy.py); needs root (CI runs as root).
 browser:

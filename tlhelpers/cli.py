@@ -7,6 +7,8 @@ __all__ = ['train', 'predict', 'evaluate_model', 'export_model', 'main']
 
 # %% ../nbs/16_cli.ipynb #28e31631
 import argparse, os, sys, time
+from contextlib import nullcontext
+from fastcore.xtras import modified_env
 
 # %% ../nbs/16_cli.ipynb #2da2f48d
 def _done(res, run, t0):
@@ -62,7 +64,7 @@ def evaluate_model(model, data, out='runs/evaluate', csv=None, bs=None, unsafe_p
     clf = load_model(model, unsafe_pickle=unsafe_pickle)
     with run_dir(out) as run:
         info = dict(model_from=str(model), evaluated_on=str(data), backbone=clf.config['arch'], quick=s.quick)
-        res = evaluate_folder(clf, data, csv=csv, out=run, bs=bs or s.bs, n_per_class=s.n_per_class if s.quick else None, **info)
+        res = evaluate_folder(clf, data, csv=csv, out=run, bs=bs or s.bs, n_per_class=s.get('n_per_class'), **info)
         write_report(run, f'tlh evaluate {model} {data}', res, **info)
     _done(res, run, t0)
     return run, res['metrics']
@@ -147,26 +149,30 @@ def _parser():
 def main(argv=None):
     "Entry point of the `tlh` console script"
     args = _parser().parse_args(argv)
-    if getattr(args, 'quick', False): os.environ['TLH_QUICK'] = '1'
     try:
-        if args.cmd == 'train':
-            train(args.data, args.arch, args.size, args.bs, args.lr, args.epochs, args.freeze_epochs, args.out, args.csv, args.checkpoint,
-                  args.class_weights, args.fixes)
-        elif args.cmd == 'predict': predict(args.model, args.images, args.out, args.bs, args.unsafe_pickle, args.tta, args.runtime)
-        elif args.cmd == 'export': export_model(args.model, args.onnx, args.int8, args.calib)
-        elif args.cmd == 'serve':
-            from tlhelpers.serve import serve
-            serve(args.model, args.port, args.runtime, args.share)
-        elif args.cmd == 'evaluate': evaluate_model(args.model, args.data, args.out, args.csv, args.bs, args.unsafe_pickle)
-        elif args.cmd == 'recipe':
-            from tlhelpers.recipe import recipe
-            recipe(args.data, out=args.out, arch=args.arch, sizes=args.sizes, epochs=args.epochs, lr=args.lr, ft_lr=args.ft_lr, ensemble=args.ensemble,
-                   arch2=args.arch2, bs=args.bs, csv=args.csv, checkpoint=args.checkpoint, metric=args.metric,
-                   class_weights=args.class_weights, fixes=args.fixes)
-        elif args.cmd == 'audit':
-            from tlhelpers.audit import audit
-            audit(args.data, csv=args.csv, out=args.out, archs=args.archs)
+        with modified_env(TLH_QUICK='1') if getattr(args, 'quick', False) else nullcontext(): _run(args)
     except (OSError, ValueError, ConnectionError, RuntimeError, KeyError) as e:
         print(f'tlh: error: {e}', file=sys.stderr)
         return 2
     return 0
+
+def _run(args):
+    "Run the command `args` names"
+    if args.cmd == 'train':
+        train(args.data, args.arch, args.size, args.bs, args.lr, args.epochs, args.freeze_epochs, args.out, args.csv, args.checkpoint,
+              args.class_weights, args.fixes)
+    elif args.cmd == 'predict': predict(args.model, args.images, args.out, args.bs, args.unsafe_pickle, args.tta, args.runtime)
+    elif args.cmd == 'export': export_model(args.model, args.onnx, args.int8, args.calib)
+    elif args.cmd == 'serve':
+        from tlhelpers.serve import serve
+        serve(args.model, args.port, args.runtime, args.share)
+    elif args.cmd == 'evaluate': evaluate_model(args.model, args.data, args.out, args.csv, args.bs, args.unsafe_pickle)
+    elif args.cmd == 'recipe':
+        from tlhelpers.recipe import recipe
+        recipe(args.data, out=args.out, arch=args.arch, sizes=args.sizes, epochs=args.epochs, lr=args.lr, ft_lr=args.ft_lr, ensemble=args.ensemble,
+               arch2=args.arch2, bs=args.bs, csv=args.csv, checkpoint=args.checkpoint, metric=args.metric,
+               class_weights=args.class_weights, fixes=args.fixes)
+    elif args.cmd == 'audit':
+        from tlhelpers.audit import audit
+        audit(args.data, csv=args.csv, out=args.out, archs=args.archs)
+

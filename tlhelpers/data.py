@@ -4,10 +4,10 @@
 
 # %% auto #0
 __all__ = ['DATASETS', 'MIN_SIDE', 'MAX_PIXELS', 'IMAGE_SIGNATURES', 'VALID_NAMES', 'TRAIN_NAMES', 'IMBALANCE_RATIO',
-           'ACTIVATION_FACTOR', 'FIX_ACTIONS', 'INSPECTION_CLASSES', 'data_roots', 'download', 'locate', 'RGBImage',
-           'check_image', 'verify_images', 'summarize', 'non_image_files', 'skip_summary', 'quarantine', 'find_csv',
-           'items_df', 'split_and_subsample', 'class_weights', 'check_items', 'check_fits', 'get_dls', 'apply_fixes',
-           'plot_class_counts', 'plot_image_sizes', 'make_inspection_set']
+           'ACTIVATION_FACTOR', 'FIX_ACTIONS', 'INSPECTION_CLASSES', 'GLYPHS', 'data_roots', 'download', 'locate',
+           'RGBImage', 'check_image', 'verify_images', 'summarize', 'non_image_files', 'skip_summary', 'quarantine',
+           'find_csv', 'items_df', 'split_and_subsample', 'class_weights', 'check_items', 'check_fits', 'get_dls',
+           'apply_fixes', 'plot_class_counts', 'plot_image_sizes', 'make_inspection_set', 'make_glyph_set']
 
 # %% ../nbs/01_data.ipynb #6a1647f4
 import os, shutil, warnings
@@ -254,7 +254,7 @@ def get_dls(source=None, size=None, presize=None, bs=None, valid_pct=None, seed=
     s = get_settings()
     size, presize, bs = size or s.size, presize or s.presize, bs or s.bs
     seed = s.seed if seed is None else seed
-    if n_per_class is None and s.quick: n_per_class = s.n_per_class
+    if n_per_class is None: n_per_class = s.get('n_per_class')  # quick (and cpu) mode's subsets
     if isinstance(source, pd.DataFrame): df = source
     else:
         root = locate(source)
@@ -363,3 +363,27 @@ def make_inspection_set(dest, counts=(700, 150, 100, 50), size=128, seed=0):
     df.to_csv(dest/'labels.csv', index=False)
     return dest
 
+
+# %% ../nbs/01_data.ipynb #a7e35a78
+import string
+from PIL import ImageFont
+
+GLYPHS = {**{c: c for c in string.digits + string.ascii_uppercase}, 'plus': '+', 'equals': '=', 'question': '?', 'ampersand': '&'}
+
+def _glyph(rng, char, size):
+    "`char` in dark ink on a grey surface at a random size, place and slant, stroke blurred; float 0..255"
+    m = Image.new('L', (size, size))
+    font = ImageFont.load_default(size=int(size * rng.uniform(0.45, 0.7)))
+    ImageDraw.Draw(m).text(tuple(size / 2 + rng.uniform(-0.12, 0.12, 2) * size), char, fill=255, font=font, anchor='mm')
+    ink = gaussian_filter(np.asarray(m.rotate(rng.uniform(-20, 20), resample=Image.BILINEAR), np.float32) / 255, rng.uniform(0.3, 1.0))
+    return _surface(rng, size) - rng.uniform(50, 90) * ink
+
+def make_glyph_set(dest, n_classes=40, n_per_class=30, size=96, seed=0):
+    "A synthetic grey scan set in `dest`: `n_classes` printed characters, single-channel PNGs in a folder per class"
+    if not 2 <= n_classes <= len(GLYPHS): raise ValueError(f'n_classes must be 2..{len(GLYPHS)}, got {n_classes}')
+    dest, rng = Path(dest), np.random.default_rng(seed)
+    for name, char in list(GLYPHS.items())[:n_classes]:
+        (dest/name).mkdir(parents=True, exist_ok=True)
+        for i in range(n_per_class):
+            Image.fromarray(_glyph(rng, char, size).clip(0, 255).astype(np.uint8), mode='L').save(dest/name/f'{name}_{i:03d}.png')
+    return dest

@@ -46,5 +46,6 @@ def make_app(model, examples=(), k=3, title='tlhelpers classifier'):
 def serve(run, port=7860, runtime='torch', share=False, k=3, block=True):
     "Launch `make_app` for the model at `run` on 127.0.0.1:`port` (and a public link if `share`); returns the app"
     app = make_app(load_runtime(run, runtime), example_images(run), k, title=f'{Path(run).name} ({runtime})')
-    app.launch(server_name='127.0.0.1', server_port=port, share=share, prevent_thread_lock=not block, quiet=False)
+    app.launch(server_name='127.0.0.1', server_port=port, share=share, prevent_thread_lock=not block, quiet=False,
+               inline=False)  # no iframe in a notebook: the server lives only as long as the kernel
     return app

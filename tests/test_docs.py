@@ -1,0 +1,106 @@
+"""The course site (`make docs`) in a real browser (headless Chromium, the system's, driven by playwright): every page answers 200
+with no console or page errors, no failed, erroring or non-local requests and no broken images; the home page and the navigation
+list every lesson in order; 05a's stored plots render. Full-page screenshots are kept in _build/screenshots/."""
+import functools, http.server, importlib.util, json, shutil, threading, urllib.request
+from pathlib import Path
+import pytest
+
+ROOT = Path(__file__).resolve().parents[1]
+SHOTS = ROOT/'_build'/'screenshots'
+LESSONS = [f'{f.stem}.html' for f in sorted((ROOT/'nbs').glob('[0-9]*.ipynb'))]
+_spec = importlib.util.spec_from_file_location('tlh_docs', ROOT/'tools'/'docs.py')
+docs = importlib.util.module_from_spec(_spec); _spec.loader.exec_module(docs)
+
+FACTS = """() => {
+  const ok = i => i.complete && i.naturalWidth > 0, links = sel => [...document.querySelectorAll(sel)].map(a => a.href.split('#')[0]);
+  return {broken: [...document.images].filter(i => !ok(i)).map(i => i.src.slice(0, 100)),
+          plots: [...document.querySelectorAll('.jp-OutputArea-output img')].filter(ok).length,
+          nav: links('.md-sidebar--primary .md-nav--primary > .md-nav__list > .md-nav__item > a.md-nav__link'),
+          links: links('article a[href]'), download: document.querySelector('article a[download]')?.href}
+}"""
+
+class _Quiet(http.server.SimpleHTTPRequestHandler):
+    def log_message(self, *args): pass
+
+def serve(folder):
+    "An http server for `folder` on a free local port, in a daemon thread; its base URL and the server"
+    srv = http.server.ThreadingHTTPServer(('127.0.0.1', 0), functools.partial(_Quiet, directory=str(folder)))
+    threading.Thread(target=srv.serve_forever, daemon=True).start()
+    return f'http://127.0.0.1:{srv.server_port}/', srv
+
+@pytest.fixture(scope='module')
+def browser():
+    chromium = shutil.which('chromium') or shutil.which('chromium-browser')
+    assert chromium, "Debian's chromium is not installed: run `make browser` (.ci/run installs it too)"
+    from playwright.sync_api import sync_playwright
+    with sync_playwright() as pw:
+        b = pw.chromium.launch(executable_path=chromium, args=['--no-sandbox'])
+        yield b
+        b.close()
+
+def visit(browser, base, name, shot=None):
+    "Open `base+name`; its status, problems (console and page errors, failed, erroring or non-local requests, broken images) and facts"
+    ctx = browser.new_context(viewport=dict(width=1280, height=900))
+    problems = []
+    def route(r):
+        if r.request.url.startswith(base) or r.request.url.startswith('data:'): return r.continue_()
+        problems.append(f'external request {r.request.url}'); r.abort()
+    ctx.route('**/*', route)
+    page = ctx.new_page()
+    page.on('console', lambda m: m.type == 'error' and problems.append(f'console error: {m.text}'))
+    page.on('pageerror', lambda e: problems.append(f'page error: {e}'))
+    page.on('requestfailed', lambda r: problems.append(f'request failed: {r.url} {r.failure}'))
+    page.on('response', lambda r: r.status >= 400 and problems.append(f'HTTP {r.status}: {r.url}'))
+    resp = page.goto(base + name, wait_until='networkidle')
+    page.wait_for_timeout(200)                                           # let MathJax finish typesetting
+    facts = page.evaluate(FACTS)
+    if shot: page.screenshot(path=str(shot), full_page=True)
+    ctx.close()
+    problems += [f'broken image {s}' for s in facts['broken']]
+    return resp.status, problems, facts
+
+@pytest.fixture(scope='module')
+def site(tmp_path_factory, browser):
+    "The site `make docs` builds (here into a temporary folder), served over http; its URL and every page's (status, problems, facts)"
+    tmp = tmp_path_factory.mktemp('docs')
+    site = docs.build(site_dir=tmp/'site', build_dir=tmp/'build')
+    shutil.rmtree(SHOTS, ignore_errors=True); SHOTS.mkdir(parents=True)
+    base, srv = serve(site)
+    pages = sorted(p.name for p in site.glob('*.html'))
+    yield base, {p: visit(browser, base, p, SHOTS/f'{Path(p).stem}.png') for p in pages}
+    srv.shutdown()
+
+def test_every_page_loads_cleanly(site):
+    base, pages = site
+    assert set(LESSONS) | {'index.html', '404.html'} <= set(pages), sorted(pages)
+    bad = {p: (status, problems) for p, (status, problems, _) in pages.items() if status != 200 or problems}
+    assert not bad, bad
+
+def test_home_page_and_navigation_list_every_lesson(site):
+    base, pages = site
+    want = [base + p for p in LESSONS]
+    assert [l for l in want if l not in pages['index.html'][2]['links']] == []
+    for p in ['index.html', *LESSONS]: assert pages[p][2]['nav'] == [base + 'index.html', *want], p
+
+def test_lesson_pages_offer_their_notebook(site):
+    base, pages = site
+    for p in LESSONS:
+        url = pages[p][2]['download']
+        assert url == base + p.replace('.html', '.ipynb'), (p, url)
+        with urllib.request.urlopen(url) as r: assert json.load(r)['cells'], url
+
+def test_stored_plots_render(site):
+    "05a's stored image outputs are drawn in its page and show in its screenshot"
+    assert site[1]['05a_audit.html'][2]['plots'] >= 3
+    assert (SHOTS/'05a_audit.png').stat().st_size > 100_000
+
+def test_the_check_catches_a_broken_page(browser, tmp_path):
+    "A page with a missing image, a script error and a CDN script fails the checks above"
+    (tmp_path/'bad.html').write_text('<img src="missing.png"><script>throw new Error("boom")</script>'
+                                     '<script src="https://cdn.jsdelivr.net/npm/x.js"></script>')
+    base, srv = serve(tmp_path)
+    try: status, problems, facts = visit(browser, base, 'bad.html')
+    finally: srv.shutdown()
+    text = '\n'.join(problems)
+    assert status == 200 and facts['broken'] and 'HTTP 404' in text and 'boom' in text, text
+    assert 'external request https://cdn.jsdelivr.net' in text, text
