@@ -71,16 +71,11 @@ def has_plot(path):
 def execute(path, mode, timeout):
     "Execute `path` in place in `mode`; returns minutes"
     from nbclient import NotebookClient
+    from fastcore.xtras import modified_env
     nb = nbformat.read(path, as_version=4)
-    env = {'TLH_MODE': mode, 'TLH_NO_BARS': '1'}
-    old = {k: os.environ.get(k) for k in [*env, 'TLH_QUICK']}
-    os.environ.update(env); os.environ.pop('TLH_QUICK', None)
     t0 = time.time()
-    try: NotebookClient(nb, timeout=timeout * 60, kernel_name='python3', resources={'metadata': {'path': str(NBS)}}).execute()
-    finally:
-        for k, v in old.items():
-            if v is None: os.environ.pop(k, None)
-            else: os.environ[k] = v
+    with modified_env('TLH_QUICK', TLH_MODE=mode, TLH_NO_BARS='1'):  # the kernel inherits this process's environment
+        NotebookClient(nb, timeout=timeout * 60, kernel_name='python3', resources={'metadata': {'path': str(NBS)}}).execute()
     minutes = round((time.time() - t0) / 60, 1)
     nb.metadata['tlhelpers'] = dict(mode=mode, minutes=minutes, executed=time.strftime('%Y-%m-%d'))
     nbformat.write(nb, path)
