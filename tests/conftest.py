@@ -44,3 +44,20 @@ def messy_folder(tmp_path, hymenoptera):
     src.convert('P').save(conv/'palette.png')
     src.convert('L').save(conv/'grey.jpg')
     return tmp_path
+
+@pytest.fixture(scope='session')
+def postgres_url():
+    "A throwaway PostgreSQL server (initdb + pg_ctl, on a unix socket in a temp folder) for the session; its SQLAlchemy URL"
+    import subprocess, tempfile
+    initdb, pg_ctl = shutil.which('initdb'), shutil.which('pg_ctl')
+    assert initdb and pg_ctl, 'PostgreSQL (initdb and pg_ctl on the PATH) is needed: apt-get install postgresql'
+    d = Path(tempfile.mkdtemp(prefix='tlh-pg-'))
+    as_pg = ['runuser', '-u', 'postgres', '--'] if os.geteuid() == 0 else []  # initdb refuses to run as root
+    if as_pg: shutil.chown(d, 'postgres')
+    run = lambda *a: subprocess.run([*as_pg, *a], check=True, capture_output=True, text=True)
+    run(initdb, '-D', str(d/'data'), '-A', 'trust', '-U', 'tlh', '--no-sync')
+    run(pg_ctl, '-D', str(d/'data'), '-o', f'-k {d} -c listen_addresses= -c fsync=off', '-w', '-l', str(d/'log'), 'start')
+    try: yield f'postgresql+psycopg://tlh@/postgres?host={d}'
+    finally:
+        run(pg_ctl, '-D', str(d/'data'), '-m', 'immediate', 'stop')
+        shutil.rmtree(d, ignore_errors=True)

@@ -8,7 +8,7 @@ SEARCH = ("import sys; from tlhelpers.core import setup; from tlhelpers.search i
 
 def _start(db):
     # ~40 ms per head epoch on quick features: 40 epochs make a trial last long enough to be killed in the middle of
-    env = dict(os.environ, TLH_QUICK='1', CI='1', TLH_QUICK_SEARCH_EPOCHS='40')
+    env = dict(os.environ, TLH_QUICK='1', CI='1', TLH_QUICK_SEARCH_EPOCHS='40', TLH_SEARCH_HEARTBEAT='1')
     return subprocess.Popen([sys.executable, '-c', SEARCH, str(db)], env=env, cwd=Path(__file__).parents[1],
                             stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True)
 
@@ -63,3 +63,33 @@ def test_killed_grid_search_resumes(tmp_path, hymenoptera):
     assert after.trials[killed.number].state == TrialState.FAIL
     # (it may die between two `suggest` calls, holding only some of its parameters)
     assert killed.params and any(set(killed.params.items()) <= set(pt) for pt in points)
+
+def _worker(url, out, cache):
+    "A `tlh search` worker on the shared study `s` at `url`: quick mode, a 10-cell grid, trials long enough to be killed mid-way"
+    env = dict(os.environ, TLH_QUICK='1', CI='1', TLH_QUICK_SEARCH_EPOCHS='40', TLH_SEARCH_HEARTBEAT='1',
+               TLH_QUICK_SEARCH_LR='0.1 0.03 0.01 0.003 0.001', TLH_FEATURES_CACHE=str(cache))
+    return subprocess.Popen([str(Path(sys.executable).parent/'tlh'), 'search', 'hymenoptera', '--quick', '--storage', url, '--study', 's',
+                             '--out', str(out)], env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+
+def test_two_workers_share_a_grid_on_postgres_and_survive_a_kill(tmp_path, postgres_url, hymenoptera):
+    import optuna
+    from optuna.trial import TrialState
+    a, b = (_worker(postgres_url, tmp_path/n, tmp_path/f'cache-{n}') for n in 'ab')
+    t0 = time.time()
+    while True:  # wait until both workers are inside a trial, then kill one of them
+        try: trials = optuna.load_study(study_name='s', storage=postgres_url).trials
+        except KeyError: trials = []  # the study is not created yet
+        if sum(t.state == TrialState.COMPLETE for t in trials) >= 2 and sum(t.state == TrialState.RUNNING for t in trials) == 2: break
+        assert a.poll() is None and b.poll() is None, f'a worker exited early: {(a.stderr.read() if a.poll() is not None else b.stderr.read())[-2000:]}'
+        assert time.time() - t0 < 300, 'search too slow'
+        time.sleep(0.1)
+    a.send_signal(signal.SIGKILL); a.communicate()
+    out, err = b.communicate(timeout=300)
+    assert b.returncode == 0, err[-2000:]
+    study = optuna.load_study(study_name='s', storage=postgres_url)
+    complete = [t for t in study.trials if t.state == TrialState.COMPLETE]
+    cells = {tuple(sorted(t.params.items())) for t in complete}
+    assert len(complete) == len(cells) == 10                         # every cell completed, none twice
+    killed = [t for t in study.trials if t.state == TrialState.FAIL]
+    assert len(killed) == 1 and tuple(sorted(killed[0].system_attrs['fixed_params'].items())) in cells  # the dead worker's cell was redone
+    assert 'best=' in out and (tmp_path/'b'/'report-s'/'trials.csv').exists()

@@ -7,10 +7,12 @@ __all__ = ['MODES', 'find_settings', 'project_root', 'is_quick', 'run_mode', 'co
            'EpochLog', 'in_ci', 'setup', 'new_run_dir', 'run_dir']
 
 # %% ../nbs/00_core.ipynb #252b32a2
-import os, configparser, importlib.util
+import os, configparser, importlib.util, warnings
 from contextlib import contextmanager
 from pathlib import Path
 import numpy as np, torch
+# fastai.layers decorates with `torch.jit.script`, deprecated in torch 2.10+: a warning on import a user can do nothing about
+warnings.filterwarnings('ignore', message='`torch.jit.script` is deprecated', category=FutureWarning)
 from fastcore.basics import AttrDict
 from fastai.learner import defaults, Callback
 from fastai.callback.progress import ProgressCallback

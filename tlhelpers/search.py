@@ -4,18 +4,18 @@
 
 # %% auto #0
 __all__ = ['HPARAMS', 'search_space', 'grid_size', 'trial_features', 'OptunaPrune', 'train_trial', 'fixed_scheme',
-           'make_objective', 'open_study', 'finished', 'requeue_interrupted', 'run_study', 'search_budget',
-           'hparam_search', 'search_table', 'plot_search']
+           'make_objective', 'requeue_cell', 'search_storage', 'grid_cells', 'open_study', 'NoCellLeft', 'finished',
+           'run_study', 'search_budget', 'hparam_search', 'search_table', 'plot_search', 'search_report']
 
 # %% ../nbs/09_hparam_search.ipynb #29677401
-import math, warnings
+import itertools, math, time, warnings
 from pathlib import Path
 import numpy as np, pandas as pd, optuna
 import matplotlib.pyplot as plt
 from optuna.trial import TrialState
-from optuna.storages import RetryHeartbeatStaleTrialCallback
+from optuna.storages import RDBStorage, fail_stale_trials
 from fastai.vision.all import Callback, CancelFitException, MixUp, CrossEntropyLossFlat, LabelSmoothingCrossEntropyFlat
-from .core import get_settings, setup, seed_everything, _parse
+from .core import get_settings, setup, seed_everything, _parse, run_dir
 from .data import get_dls
 from .baseline import tl_learner
 from .features import cached_features, features_learner, new_head
@@ -78,41 +78,64 @@ def make_objective(feats, space=None):
     "An optuna objective: suggest each hyperparameter from `space`, return the trial's validation accuracy"
     space = space or search_space()
     def objective(trial):
+        if 'grid_cells' in trial.study.user_attrs and not trial.user_attrs.get('cell'): raise NoCellLeft()
         hp = {k: trial.suggest_categorical(k, v) for k, v in space.items()}
         return train_trial(feats, trial=trial, **hp)
     return objective
 
 # %% ../nbs/09_hparam_search.ipynb #53ab5973
-def open_study(db, kind, space=None, seed=None, name=None):
-    "Create or load the `kind` ('grid' or 'bayes') optuna study stored in SQLite file `db`"
+def requeue_cell(study, trial):
+    "Queue the cell (all parameters it was given) or the parameters of `trial`, whose worker died, as a new waiting trial"
+    study.enqueue_trial(trial.system_attrs.get('fixed_params', trial.params), user_attrs={**trial.user_attrs, 'retry_of': trial.number})
+
+def search_storage(where, heartbeat=None):
+    "optuna storage at `where`, a database URL or a SQLite file path; running trials heartbeat, a dead worker's trial is queued again"
+    hb = heartbeat or get_settings().search_heartbeat
+    url = str(where) if '://' in str(where) else f'sqlite:///{Path(where).resolve()}'
+    if url.startswith('sqlite:///'): Path(url[len('sqlite:///'):]).parent.mkdir(parents=True, exist_ok=True)
+    return RDBStorage(url, heartbeat_interval=hb, grace_period=3 * hb, heartbeat_stale_trial_callback=requeue_cell)
+
+def grid_cells(space):
+    "Every combination of `space`'s values, as parameter dicts"
+    return [dict(zip(space, v)) for v in itertools.product(*space.values())]
+
+def open_study(where, kind, space=None, seed=None, name=None, wait=60):
+    "Create, or load if another worker did, the `kind` ('grid' or 'bayes') study named `name` (default `kind`) in storage `where`"
     space, seed = space or search_space(), get_settings().seed if seed is None else seed
-    if kind == 'grid': sampler, pruner = optuna.samplers.GridSampler(space, seed=seed), optuna.pruners.NopPruner()
+    if kind == 'grid': sampler, pruner = optuna.samplers.RandomSampler(seed=seed), optuna.pruners.NopPruner()
     elif kind == 'bayes': sampler, pruner = None, optuna.pruners.MedianPruner(n_startup_trials=4, n_warmup_steps=2)
     else: raise ValueError(f"kind must be 'grid' or 'bayes', not {kind!r}")
-    Path(db).parent.mkdir(parents=True, exist_ok=True)
-    study = optuna.create_study(storage=f'sqlite:///{Path(db).resolve()}', study_name=name or kind, direction='maximize',
-                                sampler=sampler, pruner=pruner, load_if_exists=True)
-    # a resumed TPE search must not replay its first random proposals: seed it by how far it got
-    if kind == 'bayes': study.sampler = optuna.samplers.TPESampler(seed=seed + len(study.trials))
+    storage, name = search_storage(where), name or kind
+    try:
+        study = optuna.create_study(storage=storage, study_name=name, direction='maximize', sampler=sampler, pruner=pruner)
+        if kind == 'grid':
+            for cell in grid_cells(space): study.enqueue_trial(cell, user_attrs={'cell': True})
+            study.set_user_attr('grid_cells', grid_size(space))  # the grid is queued: other workers may start
+    except optuna.exceptions.DuplicatedStudyError:
+        study = optuna.load_study(study_name=name, storage=storage, sampler=sampler, pruner=pruner)
+        for _ in range(int(wait / 0.2)):
+            if kind != 'grid' or 'grid_cells' in study.user_attrs: break
+            time.sleep(0.2)  # the creating worker is still queueing the grid
+        else: raise RuntimeError(f'Study {name!r} has no queued grid after {wait} s: was it made by a bayes search?')
+    # a resumed or second TPE worker must not replay the same proposals: seed it by how far the study got
+    if kind == 'bayes': study.sampler = optuna.samplers.TPESampler(seed=seed + len(study.trials), constant_liar=True)
     return study
 
 # %% ../nbs/09_hparam_search.ipynb #a2e2b32e
+class NoCellLeft(Exception): "Every grid cell was taken by another worker"
+
 def finished(study):
     "Trials of `study` that ran to the end or were pruned"
     return study.get_trials(deepcopy=False, states=(TrialState.COMPLETE, TrialState.PRUNED))
 
-def requeue_interrupted(study):
-    "Mark trials left RUNNING by a killed process as FAIL and queue them again; their count"
-    stale = study.get_trials(deepcopy=False, states=(TrialState.RUNNING,))
-    for t in stale:
-        study._storage.set_trial_state_values(t._trial_id, state=TrialState.FAIL)
-        RetryHeartbeatStaleTrialCallback()(study, study._storage.get_trial(t._trial_id))
-    return len(stale)
-
-def run_study(study, objective, budget, **kwargs):
-    "Run `study` until `budget` trials are finished, counting those already stored; returns `study`"
-    requeue_interrupted(study)
-    if (left := budget - len(finished(study))) > 0: study.optimize(objective, n_trials=left, **kwargs)
+def run_study(study, objective, budget, poll=1.0, **kwargs):
+    "Run trials of `study`, with any other workers, until `budget` of them are finished in its storage; returns `study`"
+    while len(finished(study)) < budget:
+        fail_stale_trials(study)  # a dead worker's trial: failed, and its cell queued again by the storage's `requeue_cell`
+        if 'grid_cells' in study.user_attrs and not study.get_trials(deepcopy=False, states=(TrialState.WAITING,)):
+            if not study.get_trials(deepcopy=False, states=(TrialState.RUNNING,)): break
+            time.sleep(poll); continue
+        study.optimize(objective, n_trials=1, catch=(NoCellLeft,), **kwargs)
     return study
 
 # %% ../nbs/09_hparam_search.ipynb #569a6bf5
@@ -121,11 +144,11 @@ def search_budget(kind, space=None, s=None):
     s, n = s or get_settings(), grid_size(space or search_space())
     return n if kind == 'grid' else max(1, int(n * s.search_bayes_frac))
 
-def hparam_search(kind, db, feats=None, budget=None, space=None, **kwargs):
-    "Run (or resume) the `kind` search stored in `db` on cached `feats` (default `trial_features()`); returns the optuna study"
+def hparam_search(kind, where, feats=None, budget=None, space=None, name=None, **kwargs):
+    "Run, resume or join the `kind` search named `name` in storage `where` on cached `feats` (default `trial_features()`); the study"
     space = space or search_space()
     if feats is None: feats = trial_features()
-    study = open_study(db, kind, space)
+    study = open_study(where, kind, space, name=name)
     return run_study(study, make_objective(feats, space), budget or search_budget(kind, space), **kwargs)
 
 # %% ../nbs/09_hparam_search.ipynb #24e2a841
@@ -145,3 +168,16 @@ def plot_search(study, figsize=(11, 4)):
         ax2 = plot_param_importances(study)
     for ax in (ax1, ax2): ax.figure.set_size_inches(figsize[0] / 2, figsize[1]); ax.set_title(f'{study.study_name}: {ax.get_title()}')
     return ax1, ax2
+
+# %% ../nbs/09_hparam_search.ipynb #7fc60a10
+def search_report(study, out):
+    "Write `study`'s trials, best parameters and plots to a new run folder under `out`; returns the folder"
+    import json
+    with run_dir(out) as run:
+        study.trials_dataframe(attrs=('number', 'value', 'params', 'state', 'duration', 'user_attrs')).to_csv(run/'trials.csv', index=False)
+        (run/'best.json').write_text(json.dumps(dict(study=study.study_name, best_value=study.best_value, best_params=study.best_params,
+                                                     finished=len(finished(study)), trials=len(study.trials)), indent=1))
+        h, imp = plot_search(study)
+        h.figure.savefig(run/'history.png', bbox_inches='tight', dpi=100); imp.figure.savefig(run/'importances.png', bbox_inches='tight', dpi=100)
+        plt.close('all')
+    return run

@@ -14,7 +14,7 @@ import matplotlib.pyplot as plt
 from fastai.callback.schedule import minimum, steep, valley, slide
 from fastai.torch_core import get_random_states, set_random_states
 from .core import get_settings, setup, seed_everything, in_ci, EpochLog
-from .baseline import tl_learner, fine_tune
+from .baseline import tl_learner, fine_tune, fit_unfrozen
 
 # %% ../nbs/03_lr_and_epochs.ipynb #c625b6ee
 def _num_points(num_it): return num_it - num_it // 10 - 5
@@ -63,20 +63,25 @@ def _floats(v):
     return [float(x) for x in str(v).replace(',', ' ').split()]
 
 def lr_epoch_sweep(make_learner, lrs=None, epochs=None, freeze_epochs=None, seed=None):
-    "Fine-tune a fresh `make_learner()` per (lr, epochs) cell; a DataFrame of lr, epochs, valid_loss, accuracy, seconds"
+    "Fine-tune `make_learner()` per (lr, epochs) cell, each lr's frozen stage trained once; a DataFrame of lr, epochs, valid_loss, accuracy, seconds"
     s = get_settings()
     lrs = _floats(s.sweep_lrs) if lrs is None else lrs
     epochs = [int(e) for e in _floats(s.sweep_epochs)] if epochs is None else epochs
     rows = []
     for lr in lrs:
+        seed_everything(seed)
+        head, t = make_learner(), time.perf_counter()
+        fine_tune(head, epochs=0, lr=lr, freeze_epochs=freeze_epochs)  # the frozen stage, the same for each of this lr's cells
+        frozen = head.model.state_dict(), head.opt.state_dict(), get_random_states(), time.perf_counter() - t
         for ep in epochs:
-            seed_everything(seed)
             learn = make_learner()
+            learn.model.load_state_dict(frozen[0]); learn.create_opt(); learn.opt.load_state_dict(frozen[1])
+            set_random_states(**frozen[2])
             t = time.perf_counter()
-            fine_tune(learn, epochs=ep, lr=lr, freeze_epochs=freeze_epochs)
+            fit_unfrozen(learn, ep, lr)
             vals = dict(zip(learn.recorder.metric_names[2:], learn.recorder.values[-1][1:]))
             rows.append(dict(lr=lr, epochs=ep, valid_loss=vals['valid_loss'], accuracy=vals['accuracy'],
-                             seconds=time.perf_counter() - t))
+                             seconds=frozen[3] + time.perf_counter() - t))
     return pd.DataFrame(rows)
 
 def plot_sweep_heatmap(df, value='accuracy', ax=None):
