@@ -5,7 +5,7 @@ VENV := .venv
 BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed
 
-.PHONY: demo test check export browser docs course
+.PHONY: demo test check export browser mpi docs course
 
 $(STAMP): pyproject.toml constraints.txt
 	test -x $(BIN)/python || $(PY) -m venv $(VENV)
@@ -44,3 +44,7 @@ docs: $(STAMP)
 # Debian's Chromium for the browser test of `tlh serve` (tests/test_deploy.py); needs root (CI runs as root).
 browser:
 	command -v chromium >/dev/null || (apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq chromium)
+
+# Open MPI from Debian: Accelerate starts several CPU processes through mpirun (tests/test_distributed.py); needs root.
+mpi:
+	command -v mpirun >/dev/null || (apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq openmpi-bin)

@@ -1,9 +1,12 @@
-import os, shutil
+import os, shutil, sys
 from pathlib import Path
 import numpy as np, pytest
 from PIL import Image
 
 os.environ.setdefault('TLH_QUICK', '1')
+sys.path.insert(0, str(Path(__file__).resolve().parents[1]/'tools'))
+from pgserver import throwaway_postgres
+
 SHARED = Path(__file__).resolve().parents[2]/'shared'/'data'
 
 @pytest.fixture(scope='session')
@@ -47,17 +50,5 @@ def messy_folder(tmp_path, hymenoptera):
 
 @pytest.fixture(scope='session')
 def postgres_url():
-    "A throwaway PostgreSQL server (initdb + pg_ctl, on a unix socket in a temp folder) for the session; its SQLAlchemy URL"
-    import subprocess, tempfile
-    initdb, pg_ctl = shutil.which('initdb'), shutil.which('pg_ctl')
-    assert initdb and pg_ctl, 'PostgreSQL (initdb and pg_ctl on the PATH) is needed: apt-get install postgresql'
-    d = Path(tempfile.mkdtemp(prefix='tlh-pg-'))
-    as_pg = ['runuser', '-u', 'postgres', '--'] if os.geteuid() == 0 else []  # initdb refuses to run as root
-    if as_pg: shutil.chown(d, 'postgres')
-    run = lambda *a: subprocess.run([*as_pg, *a], check=True, capture_output=True, text=True)
-    run(initdb, '-D', str(d/'data'), '-A', 'trust', '-U', 'tlh', '--no-sync')
-    run(pg_ctl, '-D', str(d/'data'), '-o', f'-k {d} -c listen_addresses= -c fsync=off', '-w', '-l', str(d/'log'), 'start')
-    try: yield f'postgresql+psycopg://tlh@/postgres?host={d}'
-    finally:
-        run(pg_ctl, '-D', str(d/'data'), '-m', 'immediate', 'stop')
-        shutil.rmtree(d, ignore_errors=True)
+    "A throwaway PostgreSQL server for the session (tools/pgserver.py); its SQLAlchemy URL"
+    with throwaway_postgres() as url: yield url

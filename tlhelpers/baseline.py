@@ -19,13 +19,15 @@ from sklearn.metrics import accuracy_score, precision_recall_fscore_support, con
 from .core import get_settings, setup
 from .weights import timm_kwargs
 from .data import get_dls
+from .distributed import distribute, is_main
 
 # %% ../nbs/02_baseline.ipynb #cd850411
 class BNStatsFrozen(Callback):
     "Keep the body's batch-norm layers in eval mode while training, so their running statistics stay as pretrained"
     order = 1  # after TrainEvalCallback has put the model in train mode
     def before_train(self):
-        for m in self.learn.model[0].modules():
+        model = getattr(self.learn.model, 'module', self.learn.model)  # unwrapped from DDP (notebook 17)
+        for m in model[0].modules():
             if isinstance(m, nn.modules.batchnorm._BatchNorm): m.eval()
 
 def cpu_bf16_fast():
@@ -53,11 +55,12 @@ def tl_learner(dls, arch=None, metrics=None, pretrained=True, cbs=None, **kwargs
     if s.bf16 and gpu: learn.to_bf16() if torch.cuda.is_bf16_supported() else learn.to_fp16()  # fastai's mixed precision
     if s.channels_last: learn.model.to(memory_format=torch.channels_last)  # same results, faster convolutions on CPU
     learn.arch_name = arch
-    return learn
+    return distribute(learn)  # data-parallel when launched as several processes (notebook 17), else unchanged
 
 # %% ../nbs/02_baseline.ipynb #e3f44e0f
 def save_checkpoint(path, learn, stage, epoch):
     "Atomically save `learn`'s model and optimizer, and the `stage` and `epoch` reached, into folder `path`"
+    if not is_main(): return  # several processes train one model: the main one writes
     tmp = Path(path)/'ckpt.tmp.pth'
     save_model(tmp, learn.model, learn.opt, with_opt=True)
     tmp.replace(Path(path)/'ckpt.pth')

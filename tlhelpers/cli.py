@@ -10,6 +10,7 @@ import argparse, os, sys, time
 from pathlib import Path
 from contextlib import nullcontext
 from fastcore.xtras import modified_env
+from fastcore.imports import in_notebook
 
 # %% ../nbs/16_cli.ipynb #2da2f48d
 def _done(res, run, t0):
@@ -19,23 +20,30 @@ def train(data, arch=None, size=None, bs=None, lr=None, epochs=None, freeze_epoc
           class_weights=False, fixes=None):
     "Fine-tune on `data` (frozen stage on cached features, then `epochs` unfrozen); write metrics, plots, model and report to a new run folder"
     from fastai.vision.all import CrossEntropyLossFlat
+    from fastai.torch_core import num_distrib
     from tlhelpers.core import setup, run_dir
     from tlhelpers.data import get_dls, class_weights as weights
     from tlhelpers.baseline import tl_learner
     from tlhelpers.features import fine_tune_fast
     from tlhelpers.evaluation import full_evaluation, write_report
     from tlhelpers.inference import export
+    from tlhelpers.distributed import init_processes, is_main, same_weights, main_alone
+    init_processes()  # several processes from `accelerate launch` (notebook 17) train one model; the main one writes
     s, t0 = setup(), time.time()
     dls = get_dls(data, size=size, bs=bs, csv=csv, fixes=fixes)
     loss = CrossEntropyLossFlat(weight=weights(dls.items, dls.vocab).to(dls.device)) if class_weights else None
-    with run_dir(out) as run:
+    with run_dir(out) if is_main() else nullcontext() as run:
         learn = fine_tune_fast(tl_learner(dls, arch, loss_func=loss), epochs=epochs, lr=lr, freeze_epochs=freeze_epochs, checkpoint=checkpoint)
+        if not same_weights(learn.model): raise RuntimeError('the processes of this data-parallel run ended with different weights')
+        learn.detach_distributed()
+        if not is_main(): return None, None
         info = dict(data=str(data), backbone=learn.arch_name, size=size or s.size, epochs=s.epochs if epochs is None else epochs,
                     class_weights=class_weights, n_train=len(dls.train_ds), n_valid=len(dls.valid_ds), quick=s.quick,
-                    minutes=round((time.time() - t0) / 60, 2))
-        res = full_evaluation(learn, out=run, **info)
-        export(learn, run)
-        write_report(run, f'tlh train {data}', res, **info)
+                    processes=max(1, num_distrib()), same_weights=True, minutes=round((time.time() - t0) / 60, 2))
+        with main_alone():  # evaluation and export: the main process alone
+            res = full_evaluation(learn, out=run, **info)
+            export(learn, run)
+            write_report(run, f'tlh train {data}', res, **info)
     _done(res, run, t0)
     return run, res['metrics']
 
@@ -175,6 +183,8 @@ def main(argv=None):
 
 def _run(args):
     "Run the command `args` names"
+    if int(os.environ.get('WORLD_SIZE', 1)) > 1 and args.cmd != 'train':  # launched as several processes (notebook 17)
+        raise RuntimeError(f'tlh {args.cmd} runs in one process: of the commands, only tlh train runs under accelerate launch so far')
     if args.cmd == 'train':
         train(args.data, args.arch, args.size, args.bs, args.lr, args.epochs, args.freeze_epochs, args.out, args.csv, args.checkpoint,
               args.class_weights, args.fixes)
@@ -193,4 +203,6 @@ def _run(args):
     elif args.cmd == 'audit':
         from tlhelpers.audit import audit
         audit(args.data, csv=args.csv, out=args.out, archs=args.archs)
+
+if __name__ == '__main__' and not in_notebook(): sys.exit(main())  # `python -m tlhelpers.cli ...`, as `accelerate launch -m` starts it
 

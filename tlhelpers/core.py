@@ -13,10 +13,10 @@ from pathlib import Path
 import numpy as np, torch
 # fastai.layers decorates with `torch.jit.script`, deprecated in torch 2.10+: a warning on import a user can do nothing about
 warnings.filterwarnings('ignore', message='`torch.jit.script` is deprecated', category=FutureWarning)
-from fastcore.basics import AttrDict
+from fastcore.basics import AttrDict, noop
 from fastai.learner import defaults, Callback
 from fastai.callback.progress import ProgressCallback
-from fastai.torch_core import set_seed
+from fastai.torch_core import set_seed, rank_distrib
 
 # %% ../nbs/00_core.ipynb #9cf2e53f
 def find_settings(start=None):
@@ -90,14 +90,15 @@ class EpochLog(Callback):
     "Log one plain line per epoch (epoch, losses, metrics, time) instead of progress bars; silent under `no_logging`"
     order = 60
     def before_fit(self):
+        self.old_logger = self.learn.logger
+        if rank_distrib(): self.learn.logger = noop  # a multi-process run logs from its main process only (notebook 17)
         self.silent = getattr(self.learn.logger, '__name__', '') == 'noop'  # fastai and fastcore each define a noop
         if self.silent: return
-        self.old_logger, self.learn.logger = self.logger, self._write
+        self.learn.logger = self._write
         print('  '.join(self.recorder.metric_names), flush=True)
     def _write(self, vals):
         print('  '.join(f'{v:.4f}' if isinstance(v, float) else str(v) for v in vals), flush=True)
-    def after_fit(self):
-        if not self.silent: self.learn.logger = self.old_logger
+    def after_fit(self): self.learn.logger = self.old_logger
 
 # %% ../nbs/00_core.ipynb #7ba296ec
 def in_ci():
@@ -105,13 +106,15 @@ def in_ci():
     return bool(os.environ.get('CI') or os.environ.get('TLH_NO_BARS'))
 
 def setup(seed=None, bars=None):
-    "Seed, use every CPU core for torch, and drop progress bars in CI; returns the settings"
+    "Seed, give torch the CPU cores, drop progress bars in CI (only the main process of several logs epochs); returns the settings"
     s = get_settings()
     seed_everything(s.seed if seed is None else seed)
-    if not torch.cuda.is_available(): torch.set_num_threads(os.cpu_count() or 1)
+    if not torch.cuda.is_available():  # every core, or OMP_NUM_THREADS; shared by the processes a launcher started here (notebook 17)
+        local = int(os.environ.get('LOCAL_WORLD_SIZE') or os.environ.get('OMPI_COMM_WORLD_LOCAL_SIZE') or 1)
+        torch.set_num_threads(int(os.environ.get('OMP_NUM_THREADS') or 0) or max(1, (os.cpu_count() or 1) // local))
     bars = not in_ci() if bars is None else bars
     cbs = [c for c in defaults.callbacks if c not in (ProgressCallback, EpochLog)]
-    defaults.callbacks = cbs + [ProgressCallback if bars else EpochLog]
+    defaults.callbacks = cbs + [ProgressCallback if bars and not rank_distrib() else EpochLog]
     return s
 
 # %% ../nbs/00_core.ipynb #878224f7

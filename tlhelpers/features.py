@@ -16,6 +16,8 @@ from torch.utils.data import DataLoader as TorchDataLoader
 from fastcore.basics import AttrDict
 from fastprogress.fastprogress import progress_bar
 from torch import nn
+from fastai.distributed import rank0_first
+from fastai.torch_core import num_distrib
 from fastai.vision.all import Learner, DataLoaders, DataLoader, Normalize, accuracy, CrossEntropyLossFlat, create_head, apply_init
 from sklearn.linear_model import LogisticRegression
 from .baseline import resume_point, save_checkpoint, fit_unfrozen
@@ -72,13 +74,17 @@ def cached_features(learn, df=None, size=None, bs=64, cache=True):
     path = features_dir()/f'{key}.npz'
     hit = cache and path.is_file()
     t = time.perf_counter()
-    if hit: x = np.load(path)['x']
-    else:
+    def extract():
         x = extract_features(learn, df.fname, size, bs)
         if cache:
             tmp = path.with_suffix(f'.tmp{os.getpid()}')
             with open(tmp, 'wb') as f: np.savez(f, x=x, fname=df.fname.astype(str).values)
             tmp.replace(path)  # atomic: an interrupted run never leaves half a cache file
+        return x
+    if hit: x = np.load(path)['x']
+    elif cache and num_distrib() > 1:  # several processes (notebook 17): the main one extracts and caches, the others then load
+        x = rank0_first(lambda: np.load(path)['x'] if path.is_file() else extract())
+    else: x = extract()
     vocab = list(learn.dls.vocab)
     y = df.label.astype(str).map({v: i for i, v in enumerate(vocab)}).values
     return AttrDict(x=x, y=y.astype(np.int64), is_valid=df.is_valid.values.astype(bool), fname=df.fname.values,

@@ -1,0 +1,22 @@
+"Data-parallel training: tlh train as two CPU processes under accelerate launch --cpu (Open MPI), one model, one run folder"
+import json
+from tlhelpers.distributed import launch, rank_digests
+
+def test_two_cpu_processes_train_one_model_and_resume(tmp_path, hymenoptera):
+    out, ck = tmp_path/'runs'/'ddp', tmp_path/'ck'
+    args = ['train', 'hymenoptera', '--quick', '--bs', 4, '--checkpoint', ck]
+    r = launch([*args, '--out', out], timeout=900)
+    assert r.returncode == 0, r.stdout[-3000:] + r.stderr[-3000:]
+    digests = rank_digests(r.stdout)
+    assert sorted(digests) == [0, 1]
+    assert len(set(digests.values())) == 1                       # both processes hold the same weights
+    assert r.stdout.count('train_loss') == 2                    # one log: the head stage and the unfrozen stage, main process only
+    assert [p.name for p in out.parent.iterdir()] == ['ddp']     # one run folder
+    m = json.loads((out/'metrics.json').read_text())
+    assert (m['processes'], m['same_weights'], m['n_images']) == (2, True, m['n_valid'])  # every validation image scored once
+    assert {'report.md', 'model.safetensors', 'confusion.png'} <= {p.name for p in out.iterdir()}
+    assert json.loads((ck/'state.json').read_text())['stage'] == 'unfrozen'
+    again = launch([*args, '--out', tmp_path/'runs'/'again'], timeout=900)    # resumed from the checkpoint: nothing left to train
+    assert again.returncode == 0, again.stdout[-3000:] + again.stderr[-3000:]
+    assert 'Resuming from' in again.stdout
+    assert set(rank_digests(again.stdout).values()) == set(digests.values())  # and the same weights
