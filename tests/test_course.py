@@ -34,7 +34,7 @@ def test_time_line_replaces_the_earlier_one():
     assert len(TIME_LINE.findall(nb.cells[0].source)) == 1
 
 # Known gaps of issue 17, as ratchets: a notebook leaves a set as soon as it no longer belongs there, or the tests fail.
-NOT_YET_EXECUTED = {'06_augmentation', '07_progressive_resizing', '08_backbones'}  # cpu sizes still to be cut and measured
+NOT_YET_EXECUTED = {'06_augmentation', '07_progressive_resizing', '08_backbones', '17_scaling_out'}  # cpu sizes still to be cut and measured
 OVER_BUDGET = {'03_lr_and_epochs'}  # 11.5 min in cpu mode
 
 def test_every_notebook_is_stored_executed_from_a_real_run():

@@ -48,11 +48,13 @@ def train(data, arch=None, size=None, bs=None, lr=None, epochs=None, freeze_epoc
     return run, res['metrics']
 
 # %% ../nbs/16_cli.ipynb #5d3cc808
-def search(data=None, kind='grid', trials=None, storage=None, study=None, out='runs/search'):
-    "Run or join the `kind` search named `study` in `storage` (default `out/study.db`) on `data`; the report goes under `out`"
+def search(data=None, kind='grid', trials=None, storage=None, study=None, out='runs/search', finetune=False):
+    "Run or join the `kind` search named `study` in `storage` (default `out/study.db`) on `data` (`finetune`: whole-network trials); the report goes under `out`"
+    from tlhelpers.core import get_settings
     from tlhelpers.search import trial_features, hparam_search, search_report
     t0, where = time.time(), storage or Path(out)/'study.db'
-    st = hparam_search(kind, where, trial_features(data), budget=trials, name=study)
+    if finetune: st = hparam_search(kind, where, budget=trials, name=study, finetune=data or get_settings().search_dataset)
+    else: st = hparam_search(kind, where, trial_features(data), budget=trials, name=study)
     run = search_report(st, Path(out)/f'report-{st.study_name}')
     print(f'best={st.best_value:.4f}', ' '.join(f'{k}={v}' for k, v in st.best_params.items()), f'minutes={(time.time() - t0) / 60:.1f}', f'run={run}')
 
@@ -158,12 +160,13 @@ def _parser():
     sv.add_argument('--port', type=int, default=7860, help='port on 127.0.0.1')
     sv.add_argument('--runtime', choices=('torch', 'onnx', 'onnx-int8'), default='torch', help='which model to serve')
     sv.add_argument('--share', action='store_true', help='also ask Gradio for a public link (needs internet)')
-    se = sub.add_parser('search', help='hyper-parameter search (grid or Bayesian) on cached features; workers sharing --storage split the work')
+    se = sub.add_parser('search', help='hyper-parameter search (grid or Bayesian); workers sharing --storage split the work')
     se.add_argument('data', nargs='?', help=data_help + ' (default: search_dataset setting)')
     se.add_argument('--kind', choices=('grid', 'bayes'), default='grid', help='every grid cell once, or TPE with pruning')
     se.add_argument('--trials', type=int, help='finished trials to reach, over all workers (default: the grid, or search_bayes_frac of it)')
     se.add_argument('--storage', help='optuna storage URL shared by workers (postgresql://user@host/db, sqlite:///file); default: OUT/study.db')
     se.add_argument('--study', help='study name shared by the workers (default: the kind)')
+    se.add_argument('--finetune', action='store_true', help='each trial fine-tunes the whole network on the images (for GPUs; default: a new head on cached features)')
     common(se, 'runs/search')
     a = sub.add_parser('audit', help='find label errors, duplicates and train/valid leaks, and outliers; report them, change nothing')
     a.add_argument('data', help=data_help)
@@ -199,7 +202,7 @@ def _run(args):
         recipe(args.data, out=args.out, arch=args.arch, sizes=args.sizes, epochs=args.epochs, lr=args.lr, ft_lr=args.ft_lr, ensemble=args.ensemble,
                arch2=args.arch2, bs=args.bs, csv=args.csv, checkpoint=args.checkpoint, metric=args.metric,
                class_weights=args.class_weights, fixes=args.fixes)
-    elif args.cmd == 'search': search(args.data, args.kind, args.trials, args.storage, args.study, args.out)
+    elif args.cmd == 'search': search(args.data, args.kind, args.trials, args.storage, args.study, args.out, args.finetune)
     elif args.cmd == 'audit':
         from tlhelpers.audit import audit
         audit(args.data, csv=args.csv, out=args.out, archs=args.archs)
