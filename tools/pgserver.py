@@ -5,7 +5,7 @@ from pathlib import Path
 
 @contextmanager
 def throwaway_postgres():
-    "Start a PostgreSQL server for the `with` block; yields its URL, for optuna's RDB storage (driver: psycopg2, the postgres extra)"
+    "Start a PostgreSQL server for the `with` block; yields its URL, for optuna's RDB storage (SQLAlchemy 2.1's default driver for it: psycopg 3, the postgres extra)"
     initdb, pg_ctl = shutil.which('initdb'), shutil.which('pg_ctl')
     if not (initdb and pg_ctl): raise RuntimeError('PostgreSQL (initdb and pg_ctl on the PATH) is needed: apt-get install postgresql')
     d = Path(tempfile.mkdtemp(prefix='tlh-pg-'))
