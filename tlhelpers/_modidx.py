@@ -335,6 +335,7 @@ d = { 'settings': {'branch': 'main', 'doc_baseurl': '/', 'doc_host': '', 'git_ur
                                                                              'tlhelpers/search.py'),
                                   'tlhelpers.search.OptunaPrune.after_epoch': ( 'hparam_search.html#optunaprune.after_epoch',
                                                                                 'tlhelpers/search.py'),
+                                  'tlhelpers.search._run_trial': ('hparam_search.html#_run_trial', 'tlhelpers/search.py'),
                                   'tlhelpers.search._values': ('hparam_search.html#_values', 'tlhelpers/search.py'),
                                   'tlhelpers.search.finetune_trial': ('hparam_search.html#finetune_trial', 'tlhelpers/search.py'),
                                   'tlhelpers.search.finished': ('hparam_search.html#finished', 'tlhelpers/search.py'),

@@ -20,7 +20,6 @@ def train(data, arch=None, size=None, bs=None, lr=None, epochs=None, freeze_epoc
           class_weights=False, fixes=None):
     "Fine-tune on `data` (frozen stage on cached features, then `epochs` unfrozen); write metrics, plots, model and report to a new run folder"
     from fastai.vision.all import CrossEntropyLossFlat
-    from fastai.torch_core import num_distrib
     from tlhelpers.core import setup, run_dir
     from tlhelpers.data import get_dls, class_weights as weights
     from tlhelpers.baseline import tl_learner
@@ -28,7 +27,7 @@ def train(data, arch=None, size=None, bs=None, lr=None, epochs=None, freeze_epoc
     from tlhelpers.evaluation import full_evaluation, write_report
     from tlhelpers.inference import export
     from tlhelpers.distributed import init_processes, is_main, same_weights, main_alone
-    init_processes()  # several processes from `accelerate launch` (notebook 17) train one model; the main one writes
+    processes = init_processes()  # several from `accelerate launch` (notebook 17) train one model; the main one writes
     s, t0 = setup(), time.time()
     dls = get_dls(data, size=size, bs=bs, csv=csv, fixes=fixes)
     loss = CrossEntropyLossFlat(weight=weights(dls.items, dls.vocab).to(dls.device)) if class_weights else None
@@ -39,7 +38,7 @@ def train(data, arch=None, size=None, bs=None, lr=None, epochs=None, freeze_epoc
         if not is_main(): return None, None
         info = dict(data=str(data), backbone=learn.arch_name, size=size or s.size, epochs=s.epochs if epochs is None else epochs,
                     class_weights=class_weights, n_train=len(dls.train_ds), n_valid=len(dls.valid_ds), quick=s.quick,
-                    processes=max(1, num_distrib()), same_weights=True, minutes=round((time.time() - t0) / 60, 2))
+                    processes=processes, same_weights=True, minutes=round((time.time() - t0) / 60, 2))
         with main_alone():  # evaluation and export: the main process alone
             res = full_evaluation(learn, out=run, **info)
             export(learn, run)

@@ -56,30 +56,32 @@ class OptunaPrune(Callback):
             raise CancelFitException()
 
 # %% ../nbs/09_hparam_search.ipynb #119bb78a
+def _run_trial(fit, label_smoothing, mixup, trial):
+    "Seeded `fit(loss_func, cbs)` (a fitted learner) with the trial's loss, mixup and pruning; its validation accuracy, or `TrialPruned`"
+    seed_everything(get_settings().seed)  # the same initial weights and batches in every trial: trials differ only by their hyperparameters
+    cbs = [MixUp()] if mixup else []
+    if trial is not None: cbs.append(prune := OptunaPrune(trial))
+    learn = fit(LabelSmoothingCrossEntropyFlat() if label_smoothing else CrossEntropyLossFlat(), cbs)
+    if trial is not None and prune.pruned: raise optuna.TrialPruned()
+    return float(learn.recorder.values[-1][learn.recorder.metric_names.index('accuracy') - 1])
+
 def train_trial(feats, lr, wd, label_smoothing=False, mixup=False, trial=None, epochs=None):
     "Train a new head on cached `feats` with these hyperparameters; validation accuracy (raises `TrialPruned` if pruned)"
     s = get_settings()
-    seed_everything(s.seed)  # the same initial head and batches in every trial: trials differ only by their hyperparameters
-    cbs = [MixUp()] if mixup else []
-    if trial is not None: cbs.append(prune := OptunaPrune(trial))
-    loss = LabelSmoothingCrossEntropyFlat() if label_smoothing else CrossEntropyLossFlat()
-    learn = features_learner(feats, new_head(feats), bs=s.search_bs, loss_func=loss, wd=wd, cbs=cbs)
-    with learn.no_logging(), learn.no_bar(): learn.fit_one_cycle(epochs or s.search_epochs, lr)
-    if trial is not None and prune.pruned: raise optuna.TrialPruned()
-    return float(learn.recorder.values[-1][learn.recorder.metric_names.index('accuracy') - 1])
+    def fit(loss, cbs):
+        learn = features_learner(feats, new_head(feats), bs=s.search_bs, loss_func=loss, wd=wd, cbs=cbs)
+        with learn.no_logging(), learn.no_bar(): learn.fit_one_cycle(epochs or s.search_epochs, lr)
+        return learn
+    return _run_trial(fit, label_smoothing, mixup, trial)
 
 # %% ../nbs/09_hparam_search.ipynb #a63a3092
 def finetune_trial(source, lr, wd, label_smoothing=False, mixup=False, trial=None, epochs=None):
     "Fine-tune the whole `search_arch` on the images of `source` at `search_size` with these hyperparameters; validation accuracy (or `TrialPruned`)"
     s = get_settings()
-    seed_everything(s.seed)
-    cbs = [MixUp()] if mixup else []
-    if trial is not None: cbs.append(prune := OptunaPrune(trial))
-    loss = LabelSmoothingCrossEntropyFlat() if label_smoothing else CrossEntropyLossFlat()
-    learn = tl_learner(get_dls(source, size=s.search_size, bs=s.search_bs), s.search_arch, loss_func=loss, wd=wd)
-    with learn.no_logging(), learn.no_bar(): fine_tune(learn, epochs=epochs or s.search_finetune_epochs, lr=lr, cbs=cbs)
-    if trial is not None and prune.pruned: raise optuna.TrialPruned()
-    return float(learn.recorder.values[-1][learn.recorder.metric_names.index('accuracy') - 1])
+    def fit(loss, cbs):
+        learn = tl_learner(get_dls(source, size=s.search_size, bs=s.search_bs), s.search_arch, loss_func=loss, wd=wd)
+        with learn.no_logging(), learn.no_bar(): return fine_tune(learn, epochs=epochs or s.search_finetune_epochs, lr=lr, cbs=cbs)
+    return _run_trial(fit, label_smoothing, mixup, trial)
 
 # %% ../nbs/09_hparam_search.ipynb #d58bd651
 def fixed_scheme(feats, s=None):
