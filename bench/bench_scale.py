@@ -3,7 +3,7 @@
 Run from the project root: `flock /tmp/heavy.lock .venv/bin/python bench/bench_scale.py [--data flowers] [--mode cpu] [--epochs 2]`
 Training: `tlh train DATA` started by `accelerate launch` (CPU processes through Open MPI, GPUs through torchrun), the
 machine's cores split between the processes, the same batch size per process. Seconds per unfrozen epoch (training and
-validation) come from the run's epoch log. Search: `tlh search` grid workers sharing one study on a throwaway PostgreSQL
+validation) come from the run's epoch log; each process count is run `--repeats` times, interleaved. Search: `tlh search` grid workers sharing one study on a throwaway PostgreSQL
 server (tools/pgserver.py), features cached beforehand. Prints one table and appends it to bench/results/bench_scale.md.
 """
 import argparse, datetime, json, os, platform, re, shutil, subprocess, sys, tempfile, time
@@ -52,12 +52,14 @@ def main():
     ap.add_argument('--data', default='flowers'); ap.add_argument('--mode', default='cpu', help='settings mode of the training runs')
     ap.add_argument('--epochs', type=int, default=2); ap.add_argument('--bs', type=int, default=32)
     ap.add_argument('--search-data', default='hymenoptera')
+    ap.add_argument('--repeats', type=int, default=2, help='training runs per process count, interleaved (1, 2, 1, 2): this machine is noisy')
     a = ap.parse_args()
     gpu = torch.cuda.is_available()
     work = Path(tempfile.mkdtemp(prefix='bench_scale_'))
     rows = []
     with modified_env(TLH_MODE=a.mode, TLH_QUICK='0'):
-        for n in (1, 2): rows.append(train(n, a.data, a.epochs, a.bs, work, gpu)); print(rows[-1], flush=True)
+        for r in range(a.repeats):
+            for n in (1, 2): rows.append(dict(train(n, a.data, a.epochs, a.bs, work/f'r{r}', gpu), repeat=r)); print(rows[-1], flush=True)
     with modified_env(TLH_MODE='full', TLH_QUICK='0'):
         from tlhelpers.search import trial_features
         trial_features(a.search_data)  # cached once, so both searches start from the same features

@@ -59,12 +59,12 @@ class SizeSchedule(Callback):
     def before_epoch(self): self.learn.dls = self.plan[self.epoch][1]
 
 class EpochStats(TrainedEpochCallback):
-    "Image size, seconds and validation metrics of every trained epoch, in `rows`; `report(row, probs, targs)` after each"
+    "Image size, seconds and validation metrics of every trained epoch, in `rows`; `report(row, probs, targs)` after each, paired in one order"
     order = 65  # before fastai's `SkipToEpoch`, so `before_epoch` runs in every epoch
     def __init__(self, report=None): self.report, self.rows = report, []
     def before_epoch(self): self.t0, self.out = time.perf_counter(), []
     def after_batch(self):
-        if not self.training: self.out.append((self.pred.float().softmax(-1).detach().cpu(), self.yb[0].cpu()))
+        if not self.training: self.out.append(self.learn.to_detach((self.pred.float().softmax(-1), self.yb[0])))  # from every process (17)
     def after_trained_epoch(self):
         probs, targs = (torch.cat(o).numpy() for o in zip(*self.out))
         row = dict(epoch=self.epoch, size=self.xb[0].shape[-1], seconds=time.perf_counter() - self.t0,

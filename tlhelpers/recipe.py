@@ -29,6 +29,7 @@ from .tta import flip_predict
 from .ensemble import average_blend
 from .evaluation import evaluation_report, write_report, md_table
 from .inference import export
+from .distributed import init_processes, is_main, same_weights, alone, from_main
 
 # %% ../nbs/15_recipe.ipynb #b5e04d12
 METRICS = ('accuracy', 'f1_macro', 'balanced_accuracy')
@@ -81,7 +82,7 @@ class RecipeState:
     def record(self, name, probs, targs):
         "Score `probs` on the validation `targs` as stage `name`"
         self.stages[name] = dict(scores(targs, probs), minutes=round(self.minutes(), 2))
-        print(f'{name}: ' + ' '.join(f'{k}={v:.4f}' for k, v in self.stages[name].items()), flush=True)
+        if is_main(): print(f'{name}: ' + ' '.join(f'{k}={v:.4f}' for k, v in self.stages[name].items()), flush=True)
         self.save()
         return self.stages[name]
     def log_epoch(self, model, row):
@@ -90,7 +91,7 @@ class RecipeState:
         self.epochs.append(dict(model=model, epoch=row['epoch'], size=row['size'], accuracy=row['accuracy'], minutes=round(self.minutes(), 2)))
         self.save()
     def save(self):
-        if not self.ck: return
+        if not self.ck or not is_main(): return  # several processes (notebook 17): the main one writes
         tmp = self.ck/'recipe.json.tmp'
         tmp.write_text(json.dumps(dict(stages=self.stages, epochs=self.epochs, lr=self.lr, adapt=self.adapt, best=self.best,
                                        minutes=self.minutes()), indent=1))
@@ -137,16 +138,17 @@ class Recipe:
     "The recipe's stages on `data`; `run(out)` does them in order, resuming from checkpoint folder `checkpoint` if given"
     def __init__(self, data, arch=None, sizes=None, epochs=None, lr=None, ft_lr=None, ensemble=False, arch2=None, bs=None,
                  csv=None, checkpoint=None, metric=None, class_weights=False, fixes=None):
-        s = setup()
+        self.processes, s = init_processes(), setup()  # several when launched (notebook 17): they train together, the main one writes
         self.data, self.csv, self.bs, self.lr, self.ft_lr, self.class_weights = data, csv, bs, lr, ft_lr, class_weights
         self.arch, self.arch2 = arch or s.recipe_arch, (arch2 or s.recipe_ensemble_arch) if ensemble else None
         self.sizes, self.epochs = parse_sizes(sizes), s.progressive_epochs if epochs is None else epochs
         self.metric = metric or s.recipe_metric
         if self.metric not in METRICS: raise ValueError(f"Unknown metric {self.metric!r}; choose one of {', '.join(METRICS)}")
         self.ck = Path(checkpoint) if checkpoint else None
-        if self.ck: self.ck.mkdir(parents=True, exist_ok=True)
+        if self.ck and is_main(): self.ck.mkdir(parents=True, exist_ok=True)
         self._tmp = tempfile.TemporaryDirectory()
-        self.work, self.state = self.ck or Path(self._tmp.name), RecipeState(self.ck)
+        self.work = self.ck if self.ck and is_main() else Path(self._tmp.name)  # what this process writes
+        self.state = RecipeState(self.ck)
         self.tta_size = round(self.sizes[-1] * s.recipe_tta_scale)
         self.items, self.test, self.report, self.ignored = recipe_data(data, csv, bs, fixes)
 
@@ -164,28 +166,32 @@ def find_lr(self:Recipe, learn, feats):
     "The median lr-finder valley on a new head over `feats`, kept within 1e-4..1e-2 (or `lr` if given); plot in the work folder"
     if self.state.lr is None and self.lr: self.state.lr = self.lr
     if self.state.lr is None:
-        found, _ = median_lr(features_learner(feats, learn.model[1][2:], bs=learn.dls.bs, loss_func=learn.loss_func, path=self.work))
-        plt.gcf().savefig(self.work/'lr_find.png', bbox_inches='tight', dpi=100); plt.close('all')
-        self.state.lr = float(np.clip(np.nan_to_num(found, nan=get_settings().lr), 1e-4, 1e-2))  # guard against a noisy search
+        found = None
+        if is_main():  # several processes (notebook 17): the main one searches, the others receive its lr
+            with alone(): found, _ = median_lr(features_learner(feats, learn.model[1][2:], bs=learn.dls.bs, loss_func=learn.loss_func, path=self.work))
+            plt.gcf().savefig(self.work/'lr_find.png', bbox_inches='tight', dpi=100); plt.close('all')
+            found = float(np.clip(np.nan_to_num(found, nan=get_settings().lr), 1e-4, 1e-2))  # guard against a noisy search
+        self.state.lr = from_main(found)
     self.state.save()
     return self.state.lr
 
 @patch
-def keep_if_best(self:Recipe, learn, model, stage, probs):
-    "Record `stage` of `model` on validation; save `learn`'s weights if it beats that model's best stage so far"
-    score = self.state.record(stage, probs, self.targs)[self.metric]
+def keep_if_best(self:Recipe, learn, model, stage, probs, targs):
+    "Record `stage` of `model` on validation `targs`; save `learn`'s weights if it beats that model's best stage so far"
+    score = self.state.record(stage, probs, targs)[self.metric]
     best = self.state.best.get(model)
     if best is None or score > best['score']:
-        torch.save(learn.model.state_dict(), self.work/f'best-{model}.pth')
+        torch.save(getattr(learn.model, 'module', learn.model).state_dict(), self.work/f'best-{model}.pth')  # unwrapped from DDP (17)
         self.state.best[model] = dict(stage=stage, score=score); self.state.save()
 
 @patch
 def baseline(self:Recipe, learn, model, ck):
     "The new head trained on cached features of the frozen backbone: stage `baseline`"
     feats = cached_features(learn, size=self.sizes[-1])
-    fit_head_from_features(learn, feats, get_settings().head_epochs, self.find_lr(learn, feats))
+    lr = self.find_lr(learn, feats)
+    with alone(): fit_head_from_features(learn, feats, get_settings().head_epochs, lr)  # every process alike, none waiting
     if ck: save_checkpoint(ck, learn, 'baseline', 0)
-    self.keep_if_best(learn, model, self._name(model, 'baseline'), learn.get_preds()[0].numpy())
+    self.keep_if_best(learn, model, self._name(model, 'baseline'), *(t.numpy() for t in learn.get_preds()))
 
 # %% ../nbs/15_recipe.ipynb #98f0f747
 @patch
@@ -206,8 +212,9 @@ def probe(self:Recipe, learn, cands):
                 set_bn_stats(learn, bn_stats)
                 fit_unfrozen(learn, 1, self.ft_lr or self.state.lr, lr_mult=s.recipe_lr_mult, pct_start=0.25, div=25.0,
                              cbs=[FreezeEarly(fs)] if fs else [])
-                res[(bn_stats, fs)] = scores(self.targs, learn.get_preds()[0].numpy())[self.metric]
-                print(f'probe bn_stats={bn_stats} frozen_stride={fs}: {self.metric}={res[(bn_stats, fs)]:.4f}', flush=True)
+                probs, targs = learn.get_preds()
+                res[(bn_stats, fs)] = scores(targs.numpy(), probs.numpy())[self.metric]
+                if is_main(): print(f'probe bn_stats={bn_stats} frozen_stride={fs}: {self.metric}={res[(bn_stats, fs)]:.4f}', flush=True)
                 learn.model.load_state_dict(start)
     finally:
         learn.dls, learn.opt = own_dls, own_opt
@@ -239,17 +246,18 @@ def fine_tune(self:Recipe, learn, model, ck, start=0):
     ends = {(i + 1) * self.epochs - 1: self._name(model, f'fine-tune {sz}px') for i, sz in enumerate(self.sizes)}
     def report(row, probs, targs):
         self.state.log_epoch(learn.arch_name, row)
-        if row['epoch'] in ends: self.keep_if_best(learn, model, ends[row['epoch']], probs)
+        if row['epoch'] in ends: self.keep_if_best(learn, model, ends[row['epoch']], probs, targs)
     progressive_fit(learn, self.sizes, self.epochs, self.ft_lr or self.state.lr, start, ck, bs=self.bs, report=report,
                     lr_mult=s.recipe_lr_mult, frozen_stride=plan['frozen_stride'])
-    learn.model.load_state_dict(torch.load(self.work/f'best-{model}.pth', weights_only=True))
+    best = self.work/f'best-{model}.pth'  # saved in this run, else in the checkpoint folder by the run resumed
+    learn.model.load_state_dict(torch.load(best if best.exists() else self.ck/best.name, weights_only=True))
     return learn
 
 @patch
 def train_model(self:Recipe, arch, model='main'):
     "A learner for `arch` through baseline, adaptation and fine-tuning, resumed from its checkpoint; holds its best stage's weights"
     ck = (self.ck if model == 'main' else self.ck/model) if self.ck else None
-    if ck: ck.mkdir(parents=True, exist_ok=True)
+    if ck and is_main(): ck.mkdir(parents=True, exist_ok=True)
     learn = self.learner(arch)
     stage, start = resume_point(ck, learn)
     if stage == 'frozen': self.baseline(learn, model, ck)
@@ -321,7 +329,7 @@ def write(self:Recipe, out, learn, chosen, test_probs):
         info = dict(data=str(self.data), backbone=self.arch, ensemble_with=self.arch2, sizes=self.sizes, epochs_per_size=self.epochs,
                     lr=st.lr, metric=self.metric, class_weights=self.class_weights, adapt=st.adapt.get('main'),
                     n_train=int((~self.items.is_valid).sum()), n_valid=len(self.targs), n_test=len(self.test),
-                    quick=get_settings().quick, minutes=round(st.minutes(), 2))
+                    quick=get_settings().quick, processes=self.processes, same_weights=True, minutes=round(st.minutes(), 2))
         res = evaluation_report(test_probs, test_targs, vocab, list(self.test.fname), out=run, chosen_stage=chosen,
                                 valid=valid, test=test, stages=st.stages, **info)
         export(learn, run)
@@ -355,9 +363,14 @@ def run(self:Recipe, out='runs/recipe'):
     if self.arch2:
         seed_everything()  # the member's random draws do not depend on whether the main model trained in this run or was resumed
         member = self.train_model(self.arch2, 'ensemble')
-    chosen, predict = self.choose(learn, member)
-    test_probs = predict(learn.dls.test_dl(self.test, with_labels=True))
-    run, summary = self.write(out, learn, chosen, test_probs)
+    if not all(same_weights(l.model) for l in (learn, member) if l): raise RuntimeError('the processes ended with different weights')
+    for l in (learn, member):
+        if l: l.detach_distributed()
+    if not is_main(): return None, None  # the main process alone chooses, tests and reports
+    with alone():
+        chosen, predict = self.choose(learn, member)
+        test_probs = predict(learn.dls.test_dl(self.test, with_labels=True))
+        run, summary = self.write(out, learn, chosen, test_probs)
     v, t = summary['valid'], summary['test']
     print(f'chosen={chosen} ' + ' '.join(f'valid_{k}={v[k]:.4f} test_{k}={t[k]:.4f}' for k in METRICS),
           f'minutes={self.state.minutes():.1f}', f'run={run}', flush=True)
