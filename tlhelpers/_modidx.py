@@ -141,6 +141,8 @@ d = { 'settings': {'branch': 'main', 'doc_baseurl': '/', 'doc_host': '', 'git_ur
                                                                                  'tlhelpers/distributed.py'),
                                        'tlhelpers.distributed.alone': ('scaling_out.html#alone', 'tlhelpers/distributed.py'),
                                        'tlhelpers.distributed.distribute': ('scaling_out.html#distribute', 'tlhelpers/distributed.py'),
+                                       'tlhelpers.distributed.end_data_parallel': ( 'scaling_out.html#end_data_parallel',
+                                                                                    'tlhelpers/distributed.py'),
                                        'tlhelpers.distributed.from_main': ('scaling_out.html#from_main', 'tlhelpers/distributed.py'),
                                        'tlhelpers.distributed.init_processes': ( 'scaling_out.html#init_processes',
                                                                                  'tlhelpers/distributed.py'),

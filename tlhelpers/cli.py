@@ -26,15 +26,14 @@ def train(data, arch=None, size=None, bs=None, lr=None, epochs=None, freeze_epoc
     from tlhelpers.features import fine_tune_fast
     from tlhelpers.evaluation import full_evaluation, write_report
     from tlhelpers.inference import export
-    from tlhelpers.distributed import init_processes, is_main, same_weights, alone
+    from tlhelpers.distributed import init_processes, is_main, end_data_parallel, alone
     processes = init_processes()  # several from `accelerate launch` (notebook 17) train one model; the main one writes
     s, t0 = setup(), time.time()
     dls = get_dls(data, size=size, bs=bs, csv=csv, fixes=fixes)
     loss = CrossEntropyLossFlat(weight=weights(dls.items, dls.vocab).to(dls.device)) if class_weights else None
     with run_dir(out) if is_main() else nullcontext() as run:
         learn = fine_tune_fast(tl_learner(dls, arch, loss_func=loss), epochs=epochs, lr=lr, freeze_epochs=freeze_epochs, checkpoint=checkpoint)
-        if not same_weights(learn.model): raise RuntimeError('the processes of this data-parallel run ended with different weights')
-        learn.detach_distributed()
+        end_data_parallel(learn)
         if not is_main(): return None, None
         info = dict(data=str(data), backbone=learn.arch_name, size=size or s.size, epochs=s.epochs if epochs is None else epochs,
                     class_weights=class_weights, n_train=len(dls.train_ds), n_valid=len(dls.valid_ds), quick=s.quick,

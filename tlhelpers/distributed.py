@@ -4,7 +4,7 @@
 
 # %% auto #0
 __all__ = ['is_main', 'GlooDistributedDL', 'DDPTrainer', 'init_processes', 'distribute', 'alone', 'weights_digest',
-           'same_weights', 'from_main', 'accelerate_cmd', 'launch', 'rank_digests']
+           'same_weights', 'end_data_parallel', 'from_main', 'accelerate_cmd', 'launch', 'rank_digests']
 
 # %% ../nbs/17_scaling_out.ipynb #f2383088
 import hashlib, os, re, shutil, subprocess, sys, tempfile
@@ -65,6 +65,12 @@ def same_weights(model):
     digests = [None] * num_distrib()
     dist.all_gather_object(digests, d)
     return len(set(digests)) == 1
+
+def end_data_parallel(*learns):
+    "After data-parallel training: check that every process holds the same weights (`RuntimeError` if not), then detach DDP from each learner"
+    for learn in learns:
+        if not same_weights(learn.model): raise RuntimeError('the processes of this data-parallel run ended with different weights')
+        learn.detach_distributed()
 
 def from_main(obj):
     "`obj` as the main process has it, in every process (unchanged in one process): for what only the main process computes"

@@ -29,7 +29,7 @@ from .tta import flip_predict
 from .ensemble import average_blend
 from .evaluation import evaluation_report, write_report, md_table
 from .inference import export
-from .distributed import init_processes, is_main, same_weights, alone, from_main
+from .distributed import init_processes, is_main, end_data_parallel, alone, from_main
 
 # %% ../nbs/15_recipe.ipynb #b5e04d12
 METRICS = ('accuracy', 'f1_macro', 'balanced_accuracy')
@@ -363,9 +363,7 @@ def run(self:Recipe, out='runs/recipe'):
     if self.arch2:
         seed_everything()  # the member's random draws do not depend on whether the main model trained in this run or was resumed
         member = self.train_model(self.arch2, 'ensemble')
-    if not all(same_weights(l.model) for l in (learn, member) if l): raise RuntimeError('the processes ended with different weights')
-    for l in (learn, member):
-        if l: l.detach_distributed()
+    end_data_parallel(*(l for l in (learn, member) if l))
     if not is_main(): return None, None  # the main process alone chooses, tests and reports
     with alone():
         chosen, predict = self.choose(learn, member)
