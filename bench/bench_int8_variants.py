@@ -6,17 +6,20 @@ RUN holds `model.onnx` (`tlh export RUN --onnx`; default runs/bench_recipe/flowe
 (`deploy.calibration_files`); the validation images are preprocessed once (the runtime's PIL pipeline). Variants: the
 export's default (`deploy.quantize_int8`: int8 weights with reduce_range, uint8 activations, Percentile calibration),
 full-range int8 weights, uint8 weights, MinMax calibration, the fastai head (or the stem too) left in fp32, and 16-bit
-activations (A16W8). Speed: images/s of the network on batches of 32, two threads. Prints one table and appends it to
-bench/results/bench_int8_variants.md.
+activations (A16W8). Two fp32 rows set the floor that agreement is read against: the fp32 model's top-1 under ±½ grey level of
+uniform pixel noise (`deploy.noise_agreement`), and the fp32 model with only its weights rounded to per-channel int8 (the stem's
+alone, then all: activations stay fp32). Speed: images/s of the network on batches of 32, two threads. Prints one table and
+appends it to bench/results/bench_int8_variants.md.
 """
 import argparse, json, os, platform, tempfile, time
 os.environ.pop('TLH_QUICK', None)
 from pathlib import Path
 import numpy as np, pandas as pd, onnx, onnxruntime as ort
+from onnx import numpy_helper
 from onnxruntime.quantization import quantize_static, QuantFormat, QuantType, CalibrationDataReader, CalibrationMethod
 from onnxruntime.quantization.shape_inference import quant_pre_process
-from tlhelpers.runtime import preprocess
-from tlhelpers.deploy import calibration_files
+from tlhelpers.runtime import preprocess, OnnxClassifier
+from tlhelpers.deploy import calibration_files, noise_agreement
 from tlhelpers.data import items_df, locate
 
 P, M = CalibrationMethod.Percentile, CalibrationMethod.MinMax
@@ -34,6 +37,14 @@ def session(f):
     o = ort.SessionOptions(); o.intra_op_num_threads = os.cpu_count()
     return ort.InferenceSession(str(f), o, providers=['CPUExecutionProvider'])
 
+def weights_rounded(pre, nodes, out):
+    "Write `pre` with the weights of the convolutions among `nodes` rounded to symmetric per-output-channel int8 and back (fp32 activations)"
+    m = onnx.load(str(pre)); inits = {i.name: i for i in m.graph.initializer}
+    for n in (n for n in m.graph.node if n.name in nodes and n.op_type == 'Conv'):
+        w = numpy_helper.to_array(inits[n.input[1]]); s = np.abs(w).max(axis=tuple(range(1, w.ndim)), keepdims=True) / 127
+        inits[n.input[1]].CopyFrom(numpy_helper.from_array((np.round(w / np.where(s == 0, 1, s)) * s).astype(w.dtype), n.input[1]))
+    onnx.save(m, str(out)); return out
+
 def predict(s, x, bs=32): return np.concatenate([s.run(None, {'image': x[i:i + bs]})[0] for i in range(0, len(x), bs)])
 
 def main(run, n_calib):
@@ -47,7 +58,12 @@ def main(run, n_calib):
     names = [n.name for n in onnx.load(str(pre)).graph.node]
     groups = {'head': [n for n in names if n.startswith(('/0/0.1', '/1/'))], 'stem': [n for n in names if 'conv_stem' in n]}
     t0 = time.perf_counter(); fp32 = predict(session(pre), xv); secs = time.perf_counter() - t0
-    rows = [dict(variant='ONNX fp32', agrees_with_fp32=1.0, valid_accuracy=(fp32.argmax(1) == yv).mean(), images_per_s=len(xv) / secs, quantize_s=0)]
+    rows = [dict(variant='ONNX fp32', agrees_with_fp32=1.0, valid_accuracy=(fp32.argmax(1) == yv).mean(), images_per_s=len(xv) / secs, quantize_s=0),
+            dict(variant='fp32, ±½ grey level of pixel noise', agrees_with_fp32=noise_agreement(OnnxClassifier(run), xv))]
+    convs = [n.name for n in onnx.load(str(pre)).graph.node if n.op_type == 'Conv']
+    for name, nodes in (('fp32, stem weights rounded to int8', groups['stem']), ('fp32, all conv weights rounded to int8', convs)):
+        p = predict(session(weights_rounded(pre, nodes, work/'w.onnx')), xv)
+        rows.append(dict(variant=name, agrees_with_fp32=(p.argmax(1) == fp32.argmax(1)).mean(), valid_accuracy=(p.argmax(1) == yv).mean()))
     class Reader(CalibrationDataReader):
         def __init__(self): self.it = iter([{'image': xc[i:i + 16]} for i in range(0, len(xc), 16)])
         def get_next(self): return next(self.it, None)

@@ -128,6 +128,7 @@ d = { 'settings': {'branch': 'main', 'doc_baseurl': '/', 'doc_host': '', 'git_ur
                                 'tlhelpers.data.verify_images': ('data.html#verify_images', 'tlhelpers/data.py')},
             'tlhelpers.deploy': { 'tlhelpers.deploy.calibration_files': ('deploy.html#calibration_files', 'tlhelpers/deploy.py'),
                                   'tlhelpers.deploy.export_onnx': ('deploy.html#export_onnx', 'tlhelpers/deploy.py'),
+                                  'tlhelpers.deploy.noise_agreement': ('deploy.html#noise_agreement', 'tlhelpers/deploy.py'),
                                   'tlhelpers.deploy.onnx_parity': ('deploy.html#onnx_parity', 'tlhelpers/deploy.py'),
                                   'tlhelpers.deploy.quantize_int8': ('deploy.html#quantize_int8', 'tlhelpers/deploy.py')},
             'tlhelpers.distributed': { 'tlhelpers.distributed.DDPTrainer': ('scaling_out.html#ddptrainer', 'tlhelpers/distributed.py'),
