@@ -60,8 +60,7 @@ def main(run, n_calib):
     t0 = time.perf_counter(); fp32 = predict(session(pre), xv); secs = time.perf_counter() - t0
     rows = [dict(variant='ONNX fp32', agrees_with_fp32=1.0, valid_accuracy=(fp32.argmax(1) == yv).mean(), images_per_s=len(xv) / secs, quantize_s=0),
             dict(variant='fp32, ±½ grey level of pixel noise', agrees_with_fp32=noise_agreement(OnnxClassifier(run), xv))]
-    convs = [n.name for n in onnx.load(str(pre)).graph.node if n.op_type == 'Conv']
-    for name, nodes in (('fp32, stem weights rounded to int8', groups['stem']), ('fp32, all conv weights rounded to int8', convs)):
+    for name, nodes in (('fp32, stem weights rounded to int8', groups['stem']), ('fp32, all conv weights rounded to int8', names)):
         p = predict(session(weights_rounded(pre, nodes, work/'w.onnx')), xv)
         rows.append(dict(variant=name, agrees_with_fp32=(p.argmax(1) == fp32.argmax(1)).mean(), valid_accuracy=(p.argmax(1) == yv).mean()))
     class Reader(CalibrationDataReader):
