@@ -98,7 +98,8 @@ class EpochLog(Callback):
         print('  '.join(self.recorder.metric_names), flush=True)
     def _write(self, vals):
         print('  '.join(f'{v:.4f}' if isinstance(v, float) else str(v) for v in vals), flush=True)
-    def after_fit(self): self.learn.logger = self.old_logger
+    def after_fit(self):
+        if hasattr(self, 'old_logger'): self.learn.logger = self.old_logger  # unset when a callback cancelled the fit before this one began
 
 # %% ../nbs/00_core.ipynb #7ba296ec
 def in_ci():
