@@ -65,7 +65,7 @@ def main(run, n_calib):
     xc = preprocess(calibration_files(run, n=n_calib), cfg)
     pre = work/'pre.onnx'; quant_pre_process(str(run/'model.onnx'), str(pre))
     nodes = onnx.load(str(pre)).graph.node
-    names, convs = [n.name for n in nodes], [n.name for n in nodes if n.op_type == 'Conv']
+    convs, groups = [n.name for n in nodes if n.op_type == 'Conv'], parts([n.name for n in nodes])
     t0 = time.perf_counter(); fp32 = predict(session(pre), xv); secs = time.perf_counter() - t0
     ok = fp32.argmax(1) == yv
     def row(variant, p, **kw):
@@ -74,7 +74,7 @@ def main(run, n_calib):
                     lost=int((ok & ~right).sum()), gained=int((~ok & right).sum()), **kw)
     rows = [row('ONNX fp32', fp32, images_per_s=len(xv) / secs),
             dict(variant='fp32, ±½ grey level of pixel noise', agrees_with_fp32=noise_agreement(OnnxClassifier(run), xv))]
-    for name, ns in (('fp32, stem weights rounded to int8', parts(names)['stem']), ('fp32, all conv weights rounded to int8', names)):
+    for name, ns in (('fp32, stem weights rounded to int8', groups['stem']), ('fp32, all conv weights rounded to int8', convs)):
         rows.append(row(name, predict(session(weights_rounded(pre, ns, work/'w.onnx')), xv)))
     one = [row(c, predict(session(weights_rounded(pre, [c], work/'w.onnx')), xv)) for c in convs]
     for which, r in (('least', max(one, key=lambda r: r['agrees_with_fp32'])), ('most', min(one, key=lambda r: r['agrees_with_fp32']))):
@@ -83,7 +83,7 @@ def main(run, n_calib):
     class Reader(CalibrationDataReader):
         def __init__(self): self.it = iter([{'image': xc[i:i + 16]} for i in range(0, len(xc), 16)])
         def get_next(self): return next(self.it, None)
-    variants = {**VARIANTS, **{f'default, {g} in fp32': dict(exclude=ns) for g, ns in parts(names).items()}}
+    variants = {**VARIANTS, **{f'default, {g} in fp32': dict(exclude=ns) for g, ns in groups.items()}}
     for name, kw in variants.items():
         kw = {**DEFAULT, **kw}; exclude = kw.pop('exclude', [])
         quantize_static(str(pre), str(work/'q.onnx'), Reader(), quant_format=QuantFormat.QDQ, per_channel=True, nodes_to_exclude=exclude,

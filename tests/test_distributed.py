@@ -1,5 +1,5 @@
 "Data-parallel training: tlh train and tlh recipe as two CPU processes under accelerate launch --cpu (Open MPI), one model, one run folder"
-import json, re
+import json
 from tlhelpers.distributed import launch, rank_digests
 
 def test_two_cpu_processes_train_one_model_and_resume(tmp_path, hymenoptera):
@@ -49,8 +49,8 @@ def test_two_cpu_processes_train_the_recipes_ensemble(tmp_path):
     insp = make_inspection_set(tmp_path/'insp', counts=(20, 12, 8), size=64)
     r = launch(['recipe', insp, '--csv', 'labels.csv', '--quick', '--bs', 4, '--ensemble', '--out', tmp_path/'runs'], timeout=900)
     assert r.returncode == 0, r.stdout[-3000:] + r.stderr[-3000:]
-    per_rank = {k: [d for r_, d in re.findall(r'rank (\d+) weights sha256=([0-9a-f]{64})', r.stdout) if int(r_) == k] for k in (0, 1)}
-    assert per_rank[0] == per_rank[1] and len(set(per_rank[0])) == 2    # the main model, then the member: each identical in both processes
+    digests = rank_digests(r.stdout)
+    assert sorted(digests) == [0, 1] and digests[0] == digests[1] and len(set(digests[0])) == 2   # the main model, then the member: each identical in both processes
     run = tmp_path/'runs'
     arch2 = get_settings().recipe_ensemble_arch
     assert json.loads((run/'metrics.json').read_text())['ensemble_with'] == arch2

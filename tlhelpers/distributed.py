@@ -106,5 +106,6 @@ def launch(tlh_args, processes=2, cpu=None, **kwargs):
         return subprocess.run(accelerate_cmd(tlh_args, processes, cpu, Path(d)/'hostfile'), capture_output=True, text=True, env=env, **kwargs)
 
 def rank_digests(output):
-    "{rank: weights digest} from the lines `same_weights` printed in a run's `output`"
-    return {int(r): d for r, d in re.findall(r'rank (\d+) weights sha256=([0-9a-f]{64})', output)}
+    "{rank: (weights digests, in order)} from the lines `same_weights` printed in a run's `output`: one per model a process trained"
+    found = re.findall(r'rank (\d+) weights sha256=([0-9a-f]{64})', output)
+    return {r: tuple(d for r_, d in found if int(r_) == r) for r in sorted({int(r) for r, _ in found})}
