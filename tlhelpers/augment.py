@@ -16,6 +16,7 @@ from fastai.vision.all import (AffineCoordTfm, PadMode, RandomResizedCropGPU, af
 from .core import get_settings, setup, seed_everything
 from .data import get_dls
 from .baseline import tl_learner, fine_tune, classification_metrics
+from .evaluation import with_preds
 
 # %% ../nbs/06_augmentation.ipynb #cda6f3c8
 def shift_shear_mat(x, max_shift=0., max_shear=0., p=0.75):
@@ -98,6 +99,7 @@ def train_config(items, cfg, arch=None, size=None, bs=None, epochs=None, freeze_
     fine_tune(learn, epochs, lr, freeze_epochs)
     secs = time.perf_counter() - start
     probs, targs = learn.get_preds()
+    learn.valid_probs = (probs, targs)  # for compare_experiment (notebook 13)
     m = classification_metrics(targs.numpy(), probs.argmax(1).numpy())
     return learn, dict(m, valid_loss=float(F.nll_loss(probs.clamp_min(1e-8).log(), targs)), seconds=secs)
 
@@ -115,7 +117,10 @@ def augmentation_experiment(configs=None, source=None, plot=True, **kwargs):
     "Train one learner per config (same data, split, seed and budget): DataFrame of config, metrics, valid_loss, seconds"
     configs = configs or AUG_CONFIGS
     items = get_dls(source, batch_tfms=[], bs=kwargs.get('bs')).items
-    rows = [dict(config=name, **train_config(items, cfg, **kwargs)[1]) for name, cfg in configs.items()]
-    df = pd.DataFrame(rows)
+    rows, preds = [], {}
+    for name, cfg in configs.items():
+        learn, m = train_config(items, cfg, **kwargs)
+        rows.append(dict(config=name, **m)); preds[name], targs = learn.valid_probs
+    df = with_preds(pd.DataFrame(rows), preds, targs)
     if plot: plot_experiment(df)
     return df

@@ -97,6 +97,7 @@ class EpochLog(Callback):
         self.learn.logger = self._write
         print('  '.join(self.recorder.metric_names), flush=True)
     def _write(self, vals):
+        if len(vals) < len(self.recorder.metric_names) - 1: return  # an epoch cancelled before any loss was recorded: no empty row
         print('  '.join(f'{v:.4f}' if isinstance(v, float) else str(v) for v in vals), flush=True)
     def after_fit(self):
         if hasattr(self, 'old_logger'): self.learn.logger = self.old_logger  # unset when a callback cancelled the fit before this one began

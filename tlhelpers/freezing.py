@@ -14,6 +14,7 @@ from torch import nn
 from fastai.callback.core import Callback
 from fastai.callback.hook import hook_outputs
 from .core import get_settings, seed_everything
+from .evaluation import ValidPreds, with_preds, compare_experiment, compare_summary
 
 # %% ../nbs/04_freezing.ipynb #687d7932
 def body_layers(body):
@@ -102,15 +103,17 @@ def freezing_experiment(make_learner, strategies=None, epochs=None, lr=None, see
     s = get_settings()
     epochs = s.freeze_epochs + s.epochs if epochs is None else epochs
     lr = lr or s.lr
-    rows = []
+    rows, preds = [], {}
     for name in (strategies or STRATEGIES):
         kwargs, prepare, train = STRATEGIES[name]
         seed_everything(seed)
         learn = make_learner(**kwargs)
+        learn.add_cb(ValidPreds())  # keeps the last validation pass's probabilities
         prepare(learn)
         t = time.perf_counter()
         train(learn, epochs, lr)
         vals = dict(zip(learn.recorder.metric_names[2:], learn.recorder.values[-1][1:]))
         rows.append(dict(strategy=name, trainable_params=trainable_params(learn), accuracy=vals['accuracy'],
                          seconds=time.perf_counter() - t))
-    return pd.DataFrame(rows)
+        preds[name], targs = learn.valid_probs
+    return with_preds(pd.DataFrame(rows), preds, targs)

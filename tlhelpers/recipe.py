@@ -150,7 +150,9 @@ class Recipe:
         self.work = self.ck if self.ck and is_main() else Path(self._tmp.name)  # what this process writes
         self.state = RecipeState(self.ck)
         self.tta_size = round(self.sizes[-1] * s.recipe_tta_scale)
-        self.items, self.test, self.report, self.ignored = recipe_data(data, csv, bs, fixes)
+        with warnings.catch_warnings():  # with class weights on, the imbalance warning's advice is already taken
+            if class_weights: warnings.filterwarnings('ignore', message='Classes are imbalanced')
+            self.items, self.test, self.report, self.ignored = recipe_data(data, csv, bs, fixes)
 
     def learner(self, arch):
         "A learner for `arch` on the work items at the last size, without augmentation until fine-tuning"

@@ -138,6 +138,9 @@ def open_study(where, kind, space=None, seed=None, name=None, wait=60):
     return study
 
 # %% ../nbs/09_hparam_search.ipynb #a2e2b32e
+# The search uses optuna's heartbeat and stale-trial recovery on purpose (workers that die): no warning per trial about them
+warnings.filterwarnings('ignore', message=r'.*(heartbeat|fail_stale_trials)', category=optuna.exceptions.ExperimentalWarning)
+
 class NoCellLeft(Exception): "Every grid cell was taken by another worker"
 
 def finished(study):

@@ -15,6 +15,16 @@ NBS, TIMES = ROOT/'nbs', ROOT/'bench'/'results'/'course_times.md'
 COLS, NA = ['notebook', 'cpu_min', 'gpu_min', 'cpu_run', 'gpu_run'], '–'  # NA: not measured
 TIME_LINE = re.compile(r'^\*Time to run:.*$', re.M)
 
+# Reference pages for the library's plumbing, after the lessons in the site's navigation; every other notebook is a lesson.
+APPENDIX = ('00_core', '00a_weights', '00b_images', '14b_runtime', '14c_serve', '16_cli')
+LESSON_END = ('## What we learned', '## Questionnaire', '## Further research')
+LOCAL_PATH = re.compile(r'(?<![\w.~-])(?:/(?:work|tmp|root|home|Users|private|mnt|var/folders)/|[A-Za-z]:\\\\(?:Users|Documents))')
+ANSI = re.compile(r'\x1b\[')
+WARNING = re.compile(r'\w*Warning\b|^WARNING|Traceback \(most recent call last\)', re.M)  # a stderr box a reader should not meet
+PROSE_NUMBER = re.compile(r'(?<![\w.])(\d+\.\d+)(%?)(?![\w.]\d|\d)')  # 0.8656, 1.11, 94.0% (not 2.14.1, not 1.5x)
+NUMBER = re.compile(r'(?<![\w.])-?\d+(?:\.\d+)?(?:e-?\d+)?')
+BENCH_LINK = re.compile(r'bench/(?:results/)?([\w-]+)\.(?:md|py)')
+
 def notebooks(names=()):
     "The course's notebooks in order, or those named (with or without `.ipynb`)"
     nbs = sorted(NBS.glob('[0-9]*.ipynb'))
@@ -62,6 +72,65 @@ def check(path):
     problems = [] if mode in ('cpu', 'full') else [f'mode on record is {mode!r}, not cpu or full: run `make course`']
     if not any(c.get('outputs') for c in nb.cells if c.cell_type == 'code'): problems.append('no stored outputs')
     return problems
+
+def lessons():
+    "The course's lessons in order: `index` (the start page) and every numbered notebook not in the appendix"
+    return [p for p in [NBS/'index.ipynb', *notebooks()] if p.exists() and p.stem not in APPENDIX]
+
+def output_text(o):
+    "The text a stored output shows: a stream's text, or an execute result's / display's text, html and markdown"
+    if o.get('output_type') == 'stream': return o.get('text', '')
+    if o.get('output_type') == 'error': return '\n'.join(o.get('traceback', []))
+    d = o.get('data', {})
+    return '\n'.join(d.get(k, '') if isinstance(d.get(k, ''), str) else ''.join(d[k]) for k in ('text/plain', 'text/html', 'text/markdown'))
+
+def page_problems(path):
+    "What a reader should not meet in `path`'s stored outputs: warning boxes, local paths, ANSI codes, empty epoch-log rows"
+    nb, problems = nbformat.read(path, as_version=4), []
+    for i, c in enumerate(nb.cells):
+        if c.cell_type != 'code': continue
+        cols = None
+        for o in c.get('outputs', []):
+            t = output_text(o)
+            if o.get('output_type') == 'stream' and o.get('name') == 'stderr' and WARNING.search(t): problems.append(f'cell {i}: warning box: {t.strip()[:80]!r}')
+            if m := LOCAL_PATH.search(t): problems.append(f'cell {i}: local path {t[m.start():m.start() + 60].split()[0]!r}')
+            if ANSI.search(t): problems.append(f'cell {i}: ANSI escape code')
+            if o.get('output_type') != 'stream' or o.get('name') != 'stdout': continue
+            for line in t.splitlines():  # an epoch log (core.EpochLog): a header, then one row per epoch with every column filled
+                if line.startswith('epoch  '): cols = len(line.split()); continue
+                if cols and line.split() and line.split()[0].isdigit() and len(line.split()) < cols:
+                    problems.append(f'cell {i}: epoch-log row with empty columns: {line.strip()!r}')
+    return problems
+
+def lesson_problems(path):
+    "Which of a lesson's closing sections `path` lacks: What we learned, a questionnaire of 8 or more questions, Further research"
+    text = '\n\n'.join(c.source for c in nbformat.read(path, as_version=4).cells if c.cell_type == 'markdown')
+    problems = [f'no "{h[3:]}" section' for h in LESSON_END if not re.search(rf'^{re.escape(h)}\s*$', text, re.M)]
+    if '## Questionnaire' in text:
+        quiz = re.split(r'^## ', text.split('## Questionnaire', 1)[1], flags=re.M)[0]
+        if (n := len(re.findall(r'^\s*\d+\.\s', quiz, re.M))) < 8: problems.append(f'questionnaire has {n} questions, fewer than 8')
+    return problems
+
+def _backs(values, num, pct):
+    "Does one of `values` (numbers a reader can see) round to the prose number `num` (a percentage when `pct`)?"
+    d, x = len(num.split('.')[1]), float(num)
+    return any(round(v, d) == x or (pct and round(v * 100, d) == x) or (not pct and round(v / 100, d) == x) for v in values)
+
+def _numbers(text): return {float(m) for m in NUMBER.findall(text)}
+
+def unbacked_numbers(path):
+    "Numbers in `path`'s prose (two or more decimals, or a percentage with a decimal) that none of its code or outputs shows, nor a bench file the paragraph names"
+    nb = nbformat.read(path, as_version=4)
+    seen = _numbers('\n'.join(c.source + '\n' + '\n'.join(output_text(o) for o in c.get('outputs', [])) for c in nb.cells if c.cell_type == 'code'))
+    out = []
+    for i, c in enumerate(nb.cells):
+        if c.cell_type != 'markdown': continue
+        for para in re.split(r'\n\s*\n', c.source):
+            prose = re.sub(r'\*Time to run:.*?\*', '', para)
+            bench = set().union(*[_numbers(f.read_text()) for f in {ROOT/'bench'/'results'/f'{b}.md' for b in BENCH_LINK.findall(prose)} if f.exists()])
+            for num, pct in PROSE_NUMBER.findall(prose):
+                if (pct or len(num.split('.')[1]) >= 2) and not _backs(seen | bench, num, bool(pct)): out.append(f'cell {i}: {num}{pct}')
+    return out
 
 def has_plot(path):
     "Does a stored output of `path` hold an image?"
