@@ -14,6 +14,7 @@ from .core import get_settings, setup, seed_everything
 from .weights import offline_archs, check_arch, hub_reachable
 from .data import get_dls
 from .baseline import tl_learner, fine_tune, evaluate
+from .evaluation import with_preds
 
 # %% ../nbs/08_backbones.ipynb #4ba6381b
 ONLINE_EXAMPLES = ['resnet50', 'convnext_tiny.fb_in1k', 'convnext_tiny.fb_in22k_ft_in1k']
@@ -55,7 +56,7 @@ def backbone_score(accuracy, fit_s, penalty=None):
 def compare_backbones(archs, dls_factory=None, epochs=None, lr=None, freeze_epochs=None, penalty=None):
     "Fine-tune each of `archs` on fresh `dls_factory()` loaders with the same budget; DataFrame of results"
     dls_factory = dls_factory or get_dls
-    rows = []
+    rows, preds = [], {}
     for arch in archs:
         seed_everything()
         dls = dls_factory()
@@ -63,13 +64,13 @@ def compare_backbones(archs, dls_factory=None, epochs=None, lr=None, freeze_epoc
         t = time.perf_counter()
         fine_tune(learn, epochs=epochs, lr=lr, freeze_epochs=freeze_epochs)
         fit_s = time.perf_counter() - t
-        metrics = evaluate(learn)[0]
+        metrics, targs, preds[arch] = evaluate(learn)
         rows.append(dict(backbone=arch, accuracy=metrics['accuracy'], fit_s=fit_s,
                          infer_ips=inference_speed(learn.model, dls.valid),
                          params=sum(p.numel() for p in learn.model.parameters())))
     df = pd.DataFrame(rows)
     df['score'] = backbone_score(df.accuracy, df.fit_s, penalty)
-    return df.sort_values('score', ascending=False, ignore_index=True)
+    return with_preds(df.sort_values('score', ascending=False, ignore_index=True), preds, targs)
 
 # %% ../nbs/08_backbones.ipynb #2a07eec3
 def plot_backbones(df, ax=None):

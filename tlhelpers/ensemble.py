@@ -13,6 +13,7 @@ from scipy.optimize import minimize, minimize_scalar
 from scipy.special import softmax, log_softmax
 from sklearn.linear_model import LogisticRegression
 from sklearn.model_selection import StratifiedKFold, cross_val_predict
+from .evaluation import with_preds
 
 # %% ../nbs/12_ensembles.ipynb #b598026f
 def to_np_probs(p):
@@ -67,7 +68,8 @@ def ensemble_table(members, y, cv=5, seed=42):
     if len(ps) > 1:
         rows['weighted (out of fold)'] = _oof_weighted(list(ps.values()), y, cv, seed)
         rows['stack: logistic regression (out of fold)'] = stack(list(ps.values()), y, cv=cv, seed=seed)[0]
-    return pd.DataFrame([dict(model=k, accuracy=acc(p, y), nll=nll(p, y)) for k, p in rows.items()]).set_index('model')
+    tab = pd.DataFrame([dict(model=k, accuracy=acc(p, y), nll=nll(p, y)) for k, p in rows.items()]).set_index('model')
+    return with_preds(tab, rows, y)
 
 # %% ../nbs/12_ensembles.ipynb #b6b8e602
 def _logits(x, from_probs=None):

@@ -11,6 +11,7 @@ from sklearn.model_selection import train_test_split
 from .core import get_settings
 from .data import get_dls
 from .baseline import tl_learner, fine_tune, evaluate
+from .evaluation import with_preds
 
 # %% ../nbs/10_full_data.ipynb #2910c7b3
 def holdout_split(df, test_pct=None, seed=None):
@@ -39,5 +40,7 @@ def test_metrics(learn, test_df):
     return evaluate(learn, learn.dls.test_dl(test_df, with_labels=True))
 
 def compare_on_test(learners, test_df):
-    "Accuracy, precision, recall and F1 on `test_df` of each learner (a dict name -> learner), as a table"
-    return pd.DataFrame({k: test_metrics(l, test_df)[0] for k, l in learners.items()}).T.rename_axis('model')
+    "Accuracy, precision, recall and F1 on `test_df` of each learner (a dict name -> learner), as a table keeping the test predictions"
+    res = {k: test_metrics(l, test_df) for k, l in learners.items()}
+    tab = pd.DataFrame({k: m for k, (m, _, _) in res.items()}).T.rename_axis('model')
+    return with_preds(tab, {k: p for k, (_, _, p) in res.items()}, next(iter(res.values()))[1])

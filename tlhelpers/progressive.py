@@ -16,6 +16,7 @@ from .data import get_dls
 from .baseline import tl_learner, fine_tune, fit_unfrozen, evaluate, classification_metrics, TrainedEpochCallback
 from .augment import augment_tfms, scaled_presize
 from .freezing import FreezeEarly
+from .evaluation import with_preds
 
 # %% ../nbs/07_progressive_resizing.ipynb #7da00eca
 def parse_sizes(sizes=None):
@@ -40,16 +41,20 @@ def dls_at_size(dls, size, bs=None, aug=None):
     return new
 
 # %% ../nbs/07_progressive_resizing.ipynb #31b19895
-def eval_at_size(learn, size):
-    "Validation metrics of `learn` on its validation images resized to `size`"
+def eval_at_size(learn, size, keep=None):
+    "Validation metrics of `learn` on its validation images resized to `size` (`keep`: a dict that gets the predictions and targets)"
     dls = dls_at_size(learn.dls, size)
     start = time.perf_counter()
-    metrics, _, _ = evaluate(learn, dl=dls.valid)
+    metrics, targs, preds = evaluate(learn, dl=dls.valid)
+    if keep is not None: keep[f'{size} px'], keep['targs'] = preds, targs
     return dict(size=size, **metrics, seconds=time.perf_counter() - start)
 
 def eval_sizes(learn, sizes):
-    "Table of `eval_at_size` for each of `sizes`"
-    return pd.DataFrame([eval_at_size(learn, sz) for sz in parse_sizes(sizes)])
+    "Table of `eval_at_size` for each of `sizes`, keeping each size's predictions for `compare_experiment`"
+    keep = {}
+    df = pd.DataFrame([eval_at_size(learn, sz, keep) for sz in parse_sizes(sizes)])
+    targs = keep.pop('targs')
+    return with_preds(df, keep, targs)
 
 # %% ../nbs/07_progressive_resizing.ipynb #d1d50e49
 class SizeSchedule(Callback):

@@ -4,7 +4,7 @@
 
 # %% auto #0
 __all__ = ['METRICS', 'TEST_NAMES', 'scores', 'recipe_data', 'RecipeState', 'bn_shift', 'adapt_candidates', 'set_bn_stats',
-           'Recipe', 'recipe']
+           'Recipe', 'stage_comparison', 'recipe']
 
 # %% ../nbs/15_recipe.ipynb #9c894ea9
 import json, time, shutil, tempfile, warnings
@@ -27,7 +27,7 @@ from .progressive import parse_sizes, sized_dls, progressive_fit
 from .full_data import holdout_split
 from .tta import flip_predict
 from .ensemble import average_blend
-from .evaluation import evaluation_report, write_report, md_table
+from .evaluation import evaluation_report, write_report, md_table, compare_preds
 from .inference import export
 from .distributed import init_processes, is_main, end_data_parallel, alone, from_main
 
@@ -77,11 +77,13 @@ class RecipeState:
         st = json.loads((ck/'recipe.json').read_text()) if ck and (ck/'recipe.json').exists() else {}
         self.stages, self.epochs, self.lr = st.get('stages', {}), st.get('epochs', []), st.get('lr')
         self.adapt, self.best = st.get('adapt', {}), st.get('best', {})
+        self.preds, self.targs = st.get('preds', {}), st.get('targs')  # each stage's predicted classes on validation, for `compare_preds`
         self.t0 -= 60 * st.get('minutes', 0)  # elapsed minutes carry over a resume
     def minutes(self): return (time.time() - self.t0) / 60
     def record(self, name, probs, targs):
         "Score `probs` on the validation `targs` as stage `name`"
         self.stages[name] = dict(scores(targs, probs), minutes=round(self.minutes(), 2))
+        self.preds[name], self.targs = np.asarray(probs).argmax(1).tolist(), np.asarray(targs).tolist()
         if is_main(): print(f'{name}: ' + ' '.join(f'{k}={v:.4f}' for k, v in self.stages[name].items()), flush=True)
         self.save()
         return self.stages[name]
@@ -94,7 +96,7 @@ class RecipeState:
         if not self.ck or not is_main(): return  # several processes (notebook 17): the main one writes
         tmp = self.ck/'recipe.json.tmp'
         tmp.write_text(json.dumps(dict(stages=self.stages, epochs=self.epochs, lr=self.lr, adapt=self.adapt, best=self.best,
-                                       minutes=self.minutes()), indent=1))
+                                       minutes=self.minutes(), preds=self.preds, targs=self.targs)))
         tmp.replace(self.ck/'recipe.json')
 
 # %% ../nbs/15_recipe.ipynb #e5998928
@@ -291,6 +293,13 @@ def choose(self:Recipe, learn, member=None):
     return chosen, cands[chosen]
 
 # %% ../nbs/15_recipe.ipynb #29e8e771
+def stage_comparison(state, metric):
+    "Each stage against the baseline on the validation images, paired (`compare_preds`): difference, 95% interval, McNemar p, verdict"
+    names = [k for k in state.stages if k in state.preds]
+    if 'baseline' not in names or state.targs is None: return pd.DataFrame(columns=['diff', 'lo', 'hi', 'p_mcnemar', 'verdict'])
+    cmp = compare_preds({k: state.preds[k] for k in names}, state.targs, baseline='baseline', metric=metric)
+    return cmp[['diff', 'lo', 'hi', 'p_mcnemar', 'verdict']]
+
 def _plot_stages(table, metric, chosen, fname):
     import seaborn as sns
     col = f'valid_{metric}'
@@ -321,6 +330,7 @@ def write(self:Recipe, out, learn, chosen, test_probs):
     st = self.state
     table = pd.DataFrame([dict(stage=k, **{f'valid_{m}': v[m] for m in (*METRICS, 'precision', 'recall')}, minutes=v['minutes'])
                           for k, v in st.stages.items()])
+    table = table.join(stage_comparison(st, self.metric), on='stage')
     vocab, test_targs = list(learn.dls.vocab), np.array(self.test.label.map(learn.dls.vocab.o2i))
     valid, test = {m: st.stages[chosen][m] for m in (*METRICS, 'precision', 'recall')}, scores(test_targs, test_probs)
     with run_dir(out) as run:

@@ -15,6 +15,7 @@ from fastai.callback.schedule import minimum, steep, valley, slide
 from fastai.torch_core import get_random_states, set_random_states
 from .core import get_settings, setup, seed_everything, in_ci, EpochLog
 from .baseline import tl_learner, fine_tune, fit_unfrozen
+from .evaluation import ValidPreds, with_preds
 
 # %% ../nbs/03_lr_and_epochs.ipynb #c625b6ee
 def _num_points(num_it): return num_it - num_it // 10 - 5
@@ -67,7 +68,7 @@ def lr_epoch_sweep(make_learner, lrs=None, epochs=None, freeze_epochs=None, seed
     s = get_settings()
     lrs = _floats(s.sweep_lrs) if lrs is None else lrs
     epochs = [int(e) for e in _floats(s.sweep_epochs)] if epochs is None else epochs
-    rows = []
+    rows, preds = [], {}
     for lr in lrs:
         seed_everything(seed)
         head, t = make_learner(), time.perf_counter()
@@ -75,6 +76,7 @@ def lr_epoch_sweep(make_learner, lrs=None, epochs=None, freeze_epochs=None, seed
         frozen = head.model.state_dict(), head.opt.state_dict(), get_random_states(), time.perf_counter() - t
         for ep in epochs:
             learn = make_learner()
+            learn.add_cb(ValidPreds())
             learn.model.load_state_dict(frozen[0]); learn.create_opt(); learn.opt.load_state_dict(frozen[1])
             set_random_states(**frozen[2])
             t = time.perf_counter()
@@ -82,7 +84,8 @@ def lr_epoch_sweep(make_learner, lrs=None, epochs=None, freeze_epochs=None, seed
             vals = dict(zip(learn.recorder.metric_names[2:], learn.recorder.values[-1][1:]))
             rows.append(dict(lr=lr, epochs=ep, valid_loss=vals['valid_loss'], accuracy=vals['accuracy'],
                              seconds=frozen[3] + time.perf_counter() - t))
-    return pd.DataFrame(rows)
+            preds[f'lr={lr:g}, {ep} epochs'], targs = learn.valid_probs
+    return with_preds(pd.DataFrame(rows), preds, targs)
 
 def plot_sweep_heatmap(df, value='accuracy', ax=None):
     "Seaborn heatmap of `value` over the lr × epochs grid of `lr_epoch_sweep`"
