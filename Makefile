@@ -5,7 +5,7 @@ VENV := .venv
 BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed
 
-.PHONY: demo test check export browser mpi docs course
+.PHONY: demo test check export browser mpi system docs course practice
 
 $(STAMP): pyproject.toml constraints.txt
 	test -x $(BIN)/python || $(PY) -m venv $(VENV)
@@ -17,7 +17,7 @@ $(STAMP): pyproject.toml constraints.txt
 demo: $(STAMP)
 	$(BIN)/tlh train flowers --size 224 --epochs 0 --out runs/demo
 
-test: $(STAMP)
+test: $(STAMP) system
 	TLH_QUICK=1 $(BIN)/nbdev-test --n-workers 1 --timing
 	TLH_QUICK=1 $(BIN)/pytest -q tests
 
@@ -41,6 +41,13 @@ course: $(STAMP)
 docs: $(STAMP)
 	$(BIN)/python tools/docs.py
 
+# What the tests use from the system: Debian's Chromium (browser tests) and Open MPI (data-parallel tests). As root they are
+# installed; otherwise `make test` stops before running anything and says the one command to run.
+system:
+	@if command -v chromium >/dev/null && command -v mpirun >/dev/null; then :; \
+	elif [ "$$(id -u)" = 0 ]; then $(MAKE) --no-print-directory browser mpi; \
+	else echo "make test needs Chromium and Open MPI; install them with:  sudo apt-get install -y chromium openmpi-bin"; exit 1; fi
+
 # Debian's Chromium for the browser test of `tlh serve` (tests/test_deploy.py); needs root (CI runs as root).
 browser:
 	command -v chromium >/dev/null || (apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq chromium)
@@ -48,3 +55,7 @@ browser:
 # Open MPI from Debian: Accelerate starts several CPU processes through mpirun (tests/test_distributed.py); needs root.
 mpi:
 	command -v mpirun >/dev/null || (apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq openmpi-bin)
+
+# The lessons' practice copies in clean/ (code, headings and questions; no outputs or explanations); tests/test_course.py checks them.
+practice: $(STAMP)
+	$(BIN)/python tools/practice.py

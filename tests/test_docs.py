@@ -7,15 +7,22 @@ import pytest
 
 ROOT = Path(__file__).resolve().parents[1]
 SHOTS = ROOT/'_build'/'screenshots'
-LESSONS = [f'{f.stem}.html' for f in sorted((ROOT/'nbs').glob('[0-9]*.ipynb'))]
 _spec = importlib.util.spec_from_file_location('tlh_docs', ROOT/'tools'/'docs.py')
 docs = importlib.util.module_from_spec(_spec); _spec.loader.exec_module(docs)
+LESSONS = [f'{f.stem}.html' for f in docs.lessons() if f.stem != 'index']
+APPENDIX = [f'{f.stem}.html' for f in docs.appendix()]
 
 FACTS = """() => {
   const ok = i => i.complete && i.naturalWidth > 0, links = sel => [...document.querySelectorAll(sel)].map(a => a.href.split('#')[0]);
   return {broken: [...document.images].filter(i => !ok(i)).map(i => i.src.slice(0, 100)),
           plots: [...document.querySelectorAll('.jp-OutputArea-output img')].filter(ok).length,
-          nav: links('.md-sidebar--primary .md-nav--primary > .md-nav__list > .md-nav__item > a.md-nav__link'),
+          nav: [...document.querySelectorAll('.md-sidebar--primary .md-nav--primary a.md-nav__link')]
+               .filter(a => !a.closest('.md-nav--secondary')).map(a => a.href.split('#')[0]).filter((h, i, all) => all.indexOf(h) === i),
+          sections: [...document.querySelectorAll('.md-sidebar--primary .md-nav--primary > .md-nav__list > .md-nav__item--nested')]
+               .map(li => [li.querySelector('label, a').textContent.trim(),
+                           [...li.querySelectorAll('nav a.md-nav__link')].filter(a => !a.closest('.md-nav--secondary')).map(a => a.href.split('#')[0])]),
+          practice: document.querySelector('article a.practice-copy')?.href,
+          folded: document.querySelectorAll('details.checks').length,
           links: links('article a[href]'), download: document.querySelector('article a[download]')?.href}
 }"""
 
@@ -72,19 +79,38 @@ def site(tmp_path_factory, browser):
 
 def test_every_page_loads_cleanly(site):
     base, pages = site
-    assert set(LESSONS) | {'index.html', '404.html'} <= set(pages), sorted(pages)
+    assert set(LESSONS) | set(APPENDIX) | {'index.html', '404.html'} <= set(pages), sorted(pages)
     bad = {p: (status, problems) for p, (status, problems, _) in pages.items() if status != 200 or problems}
     assert not bad, bad
 
 def test_home_page_and_navigation_list_every_lesson(site):
+    "The start page is the home page and links every lesson; the navigation: home, the lessons in order, then the appendix apart"
     base, pages = site
-    want = [base + p for p in LESSONS]
-    assert [l for l in want if l not in pages['index.html'][2]['links']] == []
-    for p in ['index.html', *LESSONS]: assert pages[p][2]['nav'] == [base + 'index.html', *want], p
+    want, extra = [base + p for p in LESSONS], [base + p for p in APPENDIX]
+    assert 'Your first classifier' in (ROOT/'nbs'/'index.ipynb').read_text()
+    assert [l for l in want + extra if l not in pages['index.html'][2]['links']] == []
+    for p in ['index.html', *LESSONS, *APPENDIX]:
+        facts = pages[p][2]
+        assert facts['nav'] == [base + 'index.html', *want, *extra], p
+        assert [s for s, _ in facts['sections']] == ['Lessons', 'Appendix'] and facts['sections'][1][1] == extra, (p, facts['sections'])
+
+def test_lesson_pages_offer_their_practice_copy_and_fold_checks(site):
+    base, pages = site
+    for p in ['index.html', *LESSONS]:
+        url = pages[p][2]['practice']
+        assert url == base + 'clean/' + p.replace('.html', '.ipynb'), (p, url)
+        with urllib.request.urlopen(url) as r: nb = json.load(r)
+        assert not any(c.get('outputs') for c in nb['cells']), url
+    assert not any(pages[p][2]['practice'] for p in APPENDIX)
+    assert pages['04_freezing.html'][2]['folded'] >= 3  # its test-only cells, under "checks"
+
+def test_test_only_cells_are_recognised():
+    assert docs.test_only('test_eq(a, 1)\nassert b')
+    assert not docs.test_only('x = 1\ntest_eq(x, 1)') and not docs.test_only('show_doc(f)') and not docs.test_only('')
 
 def test_lesson_pages_offer_their_notebook(site):
     base, pages = site
-    for p in LESSONS:
+    for p in ['index.html', *LESSONS, *APPENDIX]:
         url = pages[p][2]['download']
         assert url == base + p.replace('.html', '.ipynb'), (p, url)
         with urllib.request.urlopen(url) as r: assert json.load(r)['cells'], url

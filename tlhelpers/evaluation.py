@@ -5,7 +5,7 @@
 # %% auto #0
 __all__ = ['per_class_report', 'most_confused', 'mcnemar_p', 'compare_preds', 'compare_summary', 'ValidPreds', 'KeptPreds',
            'with_preds', 'compare_experiment', 'item_files', 'losses_table', 'top_losses', 'plot_top_losses',
-           'evaluation_report', 'full_evaluation', 'md_table', 'write_report']
+           'grad_cam', 'plot_cams', 'evaluation_report', 'full_evaluation', 'md_table', 'write_report']
 
 # %% ../nbs/13_evaluation.ipynb #8b010f32
 import json
@@ -173,6 +173,40 @@ def plot_top_losses(table, k=9, ncols=3, fname=None):
     if fname: fig.savefig(fname, bbox_inches='tight', dpi=100)
     return fig
 
+# %% ../nbs/13_evaluation.ipynb #134337aa
+from fastai.callback.hook import hook_output
+
+def grad_cam(learn, files, classes=None):
+    "Grad-CAM maps (scaled to 0–1, the body's output resolution) of `files` for `classes` (default: the predicted ones); (maps, classes, images)"
+    dl = learn.dls.test_dl(list(files), bs=len(files))
+    xb = dl.one_batch()[0].requires_grad_(True)  # gradients reach the body's output even when every body weight is frozen
+    model, body = learn.model.eval(), learn.model[0]
+    with torch.enable_grad(), hook_output(body) as acts, hook_output(body, grad=True) as grads:
+        out = model(xb)
+        cls = out.argmax(1) if classes is None else torch.as_tensor(classes, device=out.device)
+        out.gather(1, cls[:, None]).sum().backward()
+    a, g = acts.stored.float(), grads.stored[0].float()
+    cam = (g.mean((2, 3), keepdim=True) * a).sum(1).relu()
+    cam = cam / cam.flatten(1).amax(1).clamp_min(1e-8)[:, None, None]
+    imgs = dl.after_batch.decode((xb.detach(),))[0]  # the inputs as images: normalisation undone
+    return cam.cpu().numpy(), cls.cpu(), imgs.float().div(255 if imgs.max() > 1 else 1).clamp(0, 1).permute(0, 2, 3, 1).cpu().numpy()
+
+def plot_cams(learn, table, k=6, ncols=3, fname=None):
+    "Grad-CAM of the first `k` rows of a `losses_table` (top losses) for the predicted class, over the images; saved to `fname` if given"
+    table = table.head(k)
+    cams, _, imgs = grad_cam(learn, table.fname)
+    nrows = max(1, -(-len(table) // ncols))
+    fig, axs = plt.subplots(nrows, ncols, figsize=(3 * ncols, 3.3 * nrows), squeeze=False)
+    for ax in axs.flat: ax.axis('off')
+    for ax, cam, img, r in zip(axs.flat, cams, imgs, table.itertuples()):
+        h, w = img.shape[:2]
+        ax.imshow(img); ax.imshow(cam, cmap='magma', alpha=0.5, extent=(0, w, h, 0), interpolation='bilinear')
+        ax.set_title(f'{r.predicted} / {r.actual}', fontsize=9, color='red' if r.predicted != r.actual else 'black')
+    fig.suptitle('Grad-CAM of the predicted class: predicted / actual')
+    fig.tight_layout()
+    if fname: fig.savefig(fname, bbox_inches='tight', dpi=100)
+    return fig
+
 # %% ../nbs/13_evaluation.ipynb #1bfe2414
 def evaluation_report(probs, targs, vocab, fnames=None, out=None, k=9, min_val=1, **extra):
     "Metrics, per-class table, confusion matrix, most confused pairs and top losses; saved (with `extra` info) to `out`"
@@ -191,10 +225,12 @@ def evaluation_report(probs, targs, vocab, fnames=None, out=None, k=9, min_val=1
     return res
 
 def full_evaluation(learn, dl=None, out=None, k=9, **extra):
-    "`evaluation_report` of `learn` on `dl` (default: the validation set, which must not be shuffled)"
+    "`evaluation_report` of `learn` on `dl` (default: the validation set, which must not be shuffled), plus the top losses' Grad-CAM (`cams.png`)"
     dl = dl or learn.dls.valid
     probs, targs = learn.get_preds(dl=dl)
-    return evaluation_report(probs, targs, list(learn.dls.vocab), item_files(dl), out=out, k=k, **extra)
+    res = evaluation_report(probs, targs, list(learn.dls.vocab), item_files(dl), out=out, k=k, **extra)
+    if out is not None and len(targs): plot_cams(learn, res['top_losses'], k, fname=Path(out)/'cams.png'); plt.close('all')
+    return res
 
 # %% ../nbs/13_evaluation.ipynb #ed5f9d58
 def md_table(df, index=True, floatfmt='.4f'):
@@ -213,5 +249,6 @@ def write_report(path, title, res, sections=None, **info):
     lines += ['## Per class', '', md_table(res['per_class']), '', '![confusion matrix](confusion.png)', '',
               '## Most confused', '', md_table(res['most_confused'], index=False) if len(res['most_confused']) else 'No confusions.', '']
     if (path/'top_losses.png').exists(): lines += ['## Top losses', '', '![top losses](top_losses.png)', '']
+    if (path/'cams.png').exists(): lines += ['## Where the model looked', '', 'Grad-CAM of the predicted class on the top losses: bright regions raised its score.', '', '![Grad-CAM](cams.png)', '']
     (path/'report.md').write_text('\n'.join(lines))
     return path/'report.md'

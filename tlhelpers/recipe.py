@@ -27,7 +27,7 @@ from .progressive import parse_sizes, sized_dls, progressive_fit
 from .full_data import holdout_split
 from .tta import flip_predict
 from .ensemble import average_blend
-from .evaluation import evaluation_report, write_report, md_table, compare_preds
+from .evaluation import evaluation_report, write_report, md_table, compare_preds, plot_cams
 from .inference import export
 from .distributed import init_processes, is_main, end_data_parallel, alone, from_main
 
@@ -344,6 +344,7 @@ def write(self:Recipe, out, learn, chosen, test_probs):
                     quick=get_settings().quick, processes=self.processes, same_weights=True, minutes=round(st.minutes(), 2))
         res = evaluation_report(test_probs, test_targs, vocab, list(self.test.fname), out=run, chosen_stage=chosen,
                                 valid=valid, test=test, stages=st.stages, **info)
+        if len(test_targs): plot_cams(learn, res['top_losses'], fname=run/'cams.png'); plt.close('all')  # where the model looked
         export(learn, run)
         write_report(run, f'tlh recipe {self.data}', res, sections=self._sections(table, chosen, valid, test, skipped), **info)
     return run, dict(chosen_stage=chosen, valid=valid, test=test)
@@ -355,6 +356,10 @@ def _sections(self:Recipe, table, chosen, valid, test, skipped):
     verdict = ('Fine-tuning did not beat the baseline on validation: the model keeps the baseline\'s weights '
                '(the pretrained backbone with the new head).' if chosen == 'baseline' else
                f'Chosen on validation {m}: **{chosen}** ({valid[m]:.4f}; baseline {base:.4f}).')
+    row = table.set_index('stage').loc[chosen]
+    if chosen != 'baseline' and isinstance(row.get('verdict'), str):  # is the gain over the baseline larger than its noise?
+        verdict += (f" Paired with the baseline on the same validation images: {row['verdict']} (difference {row['diff']:+.4f}, "
+                    f"95% interval {row['lo']:+.4f} to {row['hi']:+.4f}).")
     lr = '![learning-rate finder](lr_find.png)' if (self.work/'lr_find.png').exists() else f'Learning rate {st.lr:g}, given.'
     counts = skipped.status.value_counts()
     data = (f'{len(self.items) + len(self.test)} images used ({int((~self.items.is_valid).sum())} train, {len(self.targs)} valid, '

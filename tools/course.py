@@ -27,7 +27,7 @@ BENCH_LINK = re.compile(r'bench/(?:results/)?([\w-]+)\.(?:md|py)')
 
 def notebooks(names=()):
     "The course's notebooks in order, or those named (with or without `.ipynb`)"
-    nbs = sorted(NBS.glob('[0-9]*.ipynb'))
+    nbs = [p for p in [NBS/'index.ipynb'] if p.exists()] + sorted(NBS.glob('[0-9]*.ipynb'))  # the start page first
     if not names: return nbs
     want = {Path(n).stem for n in names}
     if unknown := want - {p.stem for p in nbs}: raise SystemExit(f"No such notebook in nbs/: {', '.join(sorted(unknown))}")
@@ -75,7 +75,11 @@ def check(path):
 
 def lessons():
     "The course's lessons in order: `index` (the start page) and every numbered notebook not in the appendix"
-    return [p for p in [NBS/'index.ipynb', *notebooks()] if p.exists() and p.stem not in APPENDIX]
+    return [p for p in notebooks() if p.stem not in APPENDIX]
+
+def appendix():
+    "The appendix's reference notebooks, in order"
+    return [p for p in notebooks() if p.stem in APPENDIX]
 
 def output_text(o):
     "The text a stored output shows: a stream's text, or an execute result's / display's text, html and markdown"
