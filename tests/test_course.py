@@ -69,18 +69,19 @@ def _out(text, name='stdout'): return nbformat.v4.new_output('stream', name=name
 
 def test_page_check_catches_warnings_paths_ansi_and_empty_rows(tmp_path):
     name = '04_freezing.ipynb'
-    clean = _plant(tmp_path, name, lambda cells: [c.update(outputs=[]) for c in cells if c.cell_type == 'code'])
-    assert page_problems(clean) == []
-    code = lambda cells: next(c for c in cells if c.cell_type == 'code')
+    def only(*outs):  # a copy whose one stored output (in its first code cell) is `outs`
+        def edit(cells):
+            code = [c for c in cells if c.cell_type == 'code']
+            for c in code: c.outputs = []
+            code[0].outputs = list(outs)
+        return _plant(tmp_path, name, edit)
+    assert page_problems(only()) == []
     cases = {'warning box': _out('/x/y.py:3: FutureWarning: deprecated\n', 'stderr'),
              'local path': _out('wrote /tmp/tmpab12cd/run\n'), 'ANSI': _out('\x1b[32m[I 2026]\x1b[0m done\n')}
-    for what, out in cases.items():
-        planted = _plant(tmp_path, name, lambda cells: code(cells).update(outputs=[out]))
-        assert what in ' '.join(page_problems(planted)), (what, page_problems(planted))
-    rows = _plant(tmp_path, name, lambda cells: code(cells).update(outputs=[_out('epoch  train_loss  valid_loss  accuracy  time\n0  00:36\n')]))
-    assert 'empty columns' in ' '.join(page_problems(rows))
-    cli_error = _plant(tmp_path, name, lambda cells: code(cells).update(outputs=[_out("tlh: error: 'x' is not a folder\n", 'stderr')]))
-    assert page_problems(cli_error) == []  # a command's own error message on stderr is part of the lesson
+    for what, out in cases.items(): assert what in ' '.join(page_problems(only(out))), (what, page_problems(only(out)))
+    assert 'empty columns' in ' '.join(page_problems(only(_out('epoch  train_loss  valid_loss  accuracy  time\n0  00:36\n'))))
+    assert page_problems(only(_out('epoch  train_loss  valid_loss  accuracy  time\n0  1.2  0.9  0.8  00:36\n'))) == []
+    assert page_problems(only(_out("tlh: error: 'x' is not a folder\n", 'stderr'))) == []  # a command's own error message is part of the lesson
 
 def test_lesson_check_catches_a_missing_ending(tmp_path):
     name = '04_freezing.ipynb'

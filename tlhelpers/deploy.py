@@ -6,7 +6,7 @@
 __all__ = ['export_onnx', 'onnx_parity', 'calibration_files', 'quantize_int8', 'noise_agreement']
 
 # %% ../nbs/14a_deploy.ipynb #0d0514f5
-import json
+import json, logging, warnings
 from pathlib import Path
 import numpy as np, torch
 from torch import nn
@@ -22,7 +22,8 @@ def export_onnx(run, opset=17):
     clf = load_model(run)
     net = nn.Sequential(clf.model, nn.Softmax(1)).eval()
     size = clf.config['size']
-    with torch.no_grad():
+    with torch.no_grad(), warnings.catch_warnings():  # the TorchScript exporter on purpose (dynamo=False): no deprecation notice
+        warnings.filterwarnings('ignore', message='You are using the legacy TorchScript-based ONNX export', category=DeprecationWarning)
         torch.onnx.export(net, torch.zeros(2, 3, *size), run/'model.onnx', input_names=['image'], output_names=['probs'],
                           dynamic_axes={'image': {0: 'batch'}, 'probs': {0: 'batch'}}, opset_version=opset, dynamo=False)
     return run/'model.onnx'
@@ -57,10 +58,12 @@ def quantize_int8(run, files, per_channel=True):
         def get_next(self): return next(({'image': x} for x in self.it), None)
     pre = run/'model.pre.onnx'
     quant_pre_process(str(run/'model.onnx'), str(pre))
+    root = logging.getLogger(); level = root.level
+    root.setLevel(logging.ERROR)  # onnxruntime logs 'Axis 1 is out-of-range' for each 1-D weight it quantizes per tensor instead
     try: quantize_static(str(pre), str(run/'model.int8.onnx'), Batches(), quant_format=QuantFormat.QDQ, per_channel=per_channel,
                          weight_type=QuantType.QInt8, activation_type=QuantType.QUInt8, reduce_range=True,
                          calibrate_method=CalibrationMethod.Percentile)
-    finally: pre.unlink(missing_ok=True)
+    finally: pre.unlink(missing_ok=True); root.setLevel(level)
     return run/'model.int8.onnx'
 
 # %% ../nbs/14a_deploy.ipynb #0572859a

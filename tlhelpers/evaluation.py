@@ -181,11 +181,11 @@ def grad_cam(learn, files, classes=None):
     dl = learn.dls.test_dl(list(files), bs=len(files))
     xb = dl.one_batch()[0].requires_grad_(True)  # gradients reach the body's output even when every body weight is frozen
     model, body = learn.model.eval(), learn.model[0]
-    with torch.enable_grad(), hook_output(body) as acts, hook_output(body, grad=True) as grads:
+    with torch.enable_grad(), hook_output(body, detach=False) as acts:  # the body's output, still part of the graph
         out = model(xb)
         cls = out.argmax(1) if classes is None else torch.as_tensor(classes, device=out.device)
-        out.gather(1, cls[:, None]).sum().backward()
-    a, g = acts.stored.float(), grads.stored[0].float()
+        g, = torch.autograd.grad(out.gather(1, cls[:, None]).sum(), acts.stored)  # d score / d feature maps; no weight gets a .grad
+    a, g = acts.stored.detach().float(), g.float()
     cam = (g.mean((2, 3), keepdim=True) * a).sum(1).relu()
     cam = cam / cam.flatten(1).amax(1).clamp_min(1e-8)[:, None, None]
     imgs = dl.after_batch.decode((xb.detach(),))[0]  # the inputs as images: normalisation undone

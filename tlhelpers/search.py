@@ -197,6 +197,7 @@ def plot_search(study, figsize=(11, 4)):
     from optuna.visualization.matplotlib import plot_optimization_history, plot_param_importances
     with warnings.catch_warnings():
         warnings.simplefilter('ignore', optuna.exceptions.ExperimentalWarning)
+        warnings.filterwarnings('ignore', message='Target and region quantiles')  # PED-ANOVA on a study of a few trials: nothing to act on
         ax1 = plot_optimization_history(study)
         ax2 = plot_param_importances(study)
     for ax in (ax1, ax2): ax.figure.set_size_inches(figsize[0] / 2, figsize[1]); ax.set_title(f'{study.study_name}: {ax.get_title()}')

@@ -123,15 +123,17 @@ def _backs(values, num, pct):
 def _numbers(text): return {float(m) for m in NUMBER.findall(text)}
 
 def unbacked_numbers(path):
-    "Numbers in `path`'s prose (two or more decimals, or a percentage with a decimal) that none of its code or outputs shows, nor a bench file the paragraph names"
+    "Numbers in `path`'s prose (two or more decimals, or a percentage with a decimal) that none of its code or outputs shows, nor a bench file the paragraph (or, for a table, the one above it) names"
     nb = nbformat.read(path, as_version=4)
     seen = _numbers('\n'.join(c.source + '\n' + '\n'.join(output_text(o) for o in c.get('outputs', [])) for c in nb.cells if c.cell_type == 'code'))
     out = []
     for i, c in enumerate(nb.cells):
         if c.cell_type != 'markdown': continue
-        for para in re.split(r'\n\s*\n', c.source):
+        paras = re.split(r'\n\s*\n', c.source)
+        for k, para in enumerate(paras):
             prose = re.sub(r'\*Time to run:.*?\*', '', para)
-            bench = set().union(*[_numbers(f.read_text()) for f in {ROOT/'bench'/'results'/f'{b}.md' for b in BENCH_LINK.findall(prose)} if f.exists()])
+            named = BENCH_LINK.findall(prose) + BENCH_LINK.findall(paras[k - 1] if k else '')  # a table's files: named in it or just above
+            bench = set().union(*[_numbers(f.read_text()) for f in {ROOT/'bench'/'results'/f'{b}.md' for b in named} if f.exists()])
             for num, pct in PROSE_NUMBER.findall(prose):
                 if (pct or len(num.split('.')[1]) >= 2) and not _backs(seen | bench, num, bool(pct)): out.append(f'cell {i}: {num}{pct}')
     return out

@@ -71,7 +71,8 @@ def write_source(build_dir=ROOT/'_build', site_dir=ROOT/'_docs'):
     (build_dir/'theme').mkdir(exist_ok=True); (build_dir/'theme'/'main.html').write_text(DOWNLOAD)
     for f in nbs: (src/f.name).write_text(page_nb(f))
     cfg = dict(site_name='tlhelpers: practical transfer learning', docs_dir=str(src), site_dir=str(site_dir), use_directory_urls=False,
-               strict=True, theme=dict(name='material', font=False, custom_dir=str(build_dir/'theme')), hooks=[str(ROOT/'tools'/'docs.py')],
+               strict=True, theme=dict(name='material', font=False, custom_dir=str(build_dir/'theme'), features=['navigation.sections']),
+               hooks=[str(ROOT/'tools'/'docs.py')],
                nav=[dict(Home='index.ipynb'), dict(Lessons=[nav_item(f) for f in lessons() if f.stem != 'index']),
                     dict(Appendix=[nav_item(f) for f in appendix()])], markdown_extensions=['tables'],
                extra=dict(practice=[f.name for f in lessons()]),
