@@ -57,12 +57,12 @@ def work(tmp_path_factory, hymenoptera):
 
 def test_train_writes_run_folder(work):
     run = work/'runs'/'train'
-    assert {'metrics.json', 'confusion.png', 'report.md', 'model.safetensors', 'model.json', 'learner.pkl'} <= {p.name for p in run.iterdir()}
+    assert {'metrics.json', 'confusion.png', 'cams.png', 'report.md', 'model.safetensors', 'model.json', 'learner.pkl'} <= {p.name for p in run.iterdir()}
     m = json.loads((run/'metrics.json').read_text())
     assert 0 <= m['accuracy'] <= 1 and m['n_valid'] == 16
     cfg = json.loads((run/'model.json').read_text())
     assert cfg['vocab'] == ['ants', 'bees'] and cfg['n_out'] == 2 and len(cfg['mean']) == 3
-    assert '| ants |' in (run/'report.md').read_text()
+    assert '| ants |' in (run/'report.md').read_text() and '![Grad-CAM](cams.png)' in (run/'report.md').read_text()
 
 def test_predict_csv(work):
     r = ok(tlh('predict', work/'runs'/'train', work/'new', cwd=work))
@@ -126,6 +126,10 @@ def test_recipe_never_overwrites(work):
     assert stages.index.tolist() == ['baseline', 'fine-tune 48px', f'{arch2} baseline', f'{arch2} fine-tune 48px', 'mirror TTA 48px',
                                      f'ensemble + {arch2}']
     assert {'lr_find.png', 'stages.png', 'report.md', 'model.safetensors', 'model.json', 'skipped.csv'} <= {p.name for p in run.iterdir()}
+    assert 'cams.png' in {p.name for p in run.iterdir()} and '## Where the model looked' in (run/'report.md').read_text()
+    assert stages.loc['baseline', 'verdict'] == 'baseline'  # every stage paired with the baseline on the same validation images
+    rest = stages.drop('baseline')
+    assert rest.verdict.isin(['better', 'worse', 'within noise']).all() and (rest.lo <= rest.hi).all()
     m = json.loads((run/'metrics.json').read_text())
     assert set(m['stages']) == set(stages.index)
     chosen = stages.loc[m['chosen_stage']]

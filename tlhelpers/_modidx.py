@@ -184,6 +184,7 @@ d = { 'settings': {'branch': 'main', 'doc_baseurl': '/', 'doc_host': '', 'git_ur
                                                                                            'tlhelpers/evaluation.py'),
                                       'tlhelpers.evaluation._labels': ('evaluation.html#_labels', 'tlhelpers/evaluation.py'),
                                       'tlhelpers.evaluation._scores': ('evaluation.html#_scores', 'tlhelpers/evaluation.py'),
+                                      'tlhelpers.evaluation.bench_table': ('evaluation.html#bench_table', 'tlhelpers/evaluation.py'),
                                       'tlhelpers.evaluation.compare_experiment': ( 'evaluation.html#compare_experiment',
                                                                                    'tlhelpers/evaluation.py'),
                                       'tlhelpers.evaluation.compare_preds': ('evaluation.html#compare_preds', 'tlhelpers/evaluation.py'),

@@ -4,8 +4,9 @@
 
 # %% auto #0
 __all__ = ['per_class_report', 'most_confused', 'mcnemar_p', 'compare_preds', 'compare_summary', 'ValidPreds', 'KeptPreds',
-           'with_preds', 'compare_experiment', 'item_files', 'losses_table', 'top_losses', 'plot_top_losses',
-           'grad_cam', 'plot_cams', 'evaluation_report', 'full_evaluation', 'md_table', 'write_report']
+           'with_preds', 'compare_experiment', 'bench_table', 'item_files', 'losses_table', 'top_losses',
+           'plot_top_losses', 'grad_cam', 'plot_cams', 'evaluation_report', 'full_evaluation', 'md_table',
+           'write_report']
 
 # %% ../nbs/13_evaluation.ipynb #8b010f32
 import json
@@ -133,6 +134,27 @@ def compare_experiment(df, baseline=None, metric='accuracy', **kwargs):
     kept = df.attrs.get('kept')
     if kept is None: raise ValueError("this table keeps no predictions: make it with an experiment helper of the course (or `with_preds`)")
     return compare_preds(kept.preds, kept.targs, baseline, metric, **kwargs)
+
+# %% ../nbs/13_evaluation.ipynb #f20c3538
+import itertools, re
+from .core import project_root
+
+def bench_table(name, section, run=-1):
+    "The first table under the `###` section of `bench/results/<name>` whose title contains `section`, in the `run`-th such run (default: latest); (heading, DataFrame)"
+    text = (project_root()/'bench'/'results'/name).read_text()
+    runs = [r for r in re.split(r'(?m)^## ', text)[1:] if re.search(rf'(?m)^### .*{re.escape(section)}', r)]
+    if not runs: raise ValueError(f"no section with {section!r} in bench/results/{name}")
+    r = runs[run]
+    body = next(p for p in re.split(r'(?m)^### ', r)[1:] if section in p.splitlines()[0])
+    lines = body.splitlines()
+    start = next(k for k, l in enumerate(lines) if l.startswith('|'))
+    block = list(itertools.takewhile(lambda l: l.startswith('|'), lines[start:]))  # the first table only
+    rows = [l.strip().strip('|').split('|') for l in block]
+    df = pd.DataFrame([[c.strip() for c in row] for row in rows[2:]], columns=[c.strip() for c in rows[0]])
+    for c in df.columns:  # numbers as numbers, text as text
+        try: df[c] = pd.to_numeric(df[c])
+        except (ValueError, TypeError): pass
+    return f"{name}, {r.splitlines()[0].strip()}: {body.splitlines()[0].strip()}", df
 
 # %% ../nbs/13_evaluation.ipynb #e70258b1
 def item_files(dl):

@@ -200,7 +200,10 @@ def plot_search(study, figsize=(11, 4)):
         warnings.filterwarnings('ignore', message='Target and region quantiles')  # PED-ANOVA on a study of a few trials: nothing to act on
         ax1 = plot_optimization_history(study)
         ax2 = plot_param_importances(study)
-    for ax in (ax1, ax2): ax.figure.set_size_inches(figsize[0] / 2, figsize[1]); ax.set_title(f'{study.study_name}: {ax.get_title()}')
+    for ax in (ax1, ax2):
+        ax.figure.set_size_inches(figsize[0] / 2, figsize[1])
+        loc = 'left' if ax.get_title(loc='left') else 'center'  # optuna puts the importances' title on the left: prefix it there
+        ax.set_title(f'{study.study_name}: {ax.get_title(loc=loc)}', loc=loc)
     return ax1, ax2
 
 # %% ../nbs/09_hparam_search.ipynb #7fc60a10
