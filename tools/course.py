@@ -2,7 +2,7 @@
 
 `make course` runs it. Every notebook is executed with its stored outputs replaced, its mode and minutes recorded in the
 notebook's metadata (`tlhelpers`, kept by nbdev-clean) and in its title cell, then cleaned; bench/results/course_times.md
-gets the notebook's minutes in that mode. `check` lists what is wrong with a notebook's stored outputs (tests/test_course.py).
+and the README's outline table get the notebook's minutes in that mode. `check` lists what is wrong with a notebook's stored outputs (tests/test_course.py).
 
 Usage: .venv/bin/python tools/course.py [NOTEBOOK ...] [--mode cpu|full] [--timeout MINUTES]
 """
@@ -52,6 +52,17 @@ def write_times(df):
             f"Total: {cpu.sum():.1f} min on CPU ({cpu.notna().sum()} of {len(df)} notebooks measured, longest {cpu.max():.1f} min); "
             f"{gpu.sum():.1f} min on GPU ({gpu.notna().sum()} measured).\n\n")
     TIMES.write_text(head + df.reset_index().to_markdown(index=False) + '\n')
+
+def update_readme(times, readme=ROOT/'README.md'):
+    "Put each notebook's measured minutes into the README's outline table (its last two columns: CPU and GPU minutes)"
+    lines = readme.read_text().splitlines(keepends=True)
+    for i, l in enumerate(lines):
+        m = re.match(r'^\| `([\w]+)` \|', l)
+        if not m or m[1] not in times.index: continue
+        cells = l.rstrip('\n').rstrip('|').split('|')
+        cells[-2:] = [f' {times.loc[m[1], "cpu_min"]} ', f' {times.loc[m[1], "gpu_min"]} ']
+        lines[i] = '|'.join(cells) + '|\n'
+    readme.write_text(''.join(lines))
 
 def time_line(stem, times):
     "The title cell's line with the notebook's measured minutes"
@@ -175,7 +186,7 @@ def main(names, mode, timeout):
             failed.append(path.name); continue
         times = read_times()
         times.loc[path.stem, [f'{col}_min', f'{col}_run']] = [f'{minutes:.1f}', f"{machine(mode)}, {time.strftime('%Y-%m-%d')}"]
-        write_times(times)
+        write_times(times); update_readme(read_times())
         nb = nbformat.read(path, as_version=4); set_time_line(nb, time_line(path.stem, read_times())); nbformat.write(nb, path)
         subprocess.run([str(Path(sys.executable).parent/'nbdev-clean'), '--fname', str(path)], check=True, cwd=ROOT)
         print(f'{path.name}: {minutes:.1f} min', flush=True)
