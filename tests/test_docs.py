@@ -38,7 +38,7 @@ def serve(folder):
 @pytest.fixture(scope='module')
 def browser():
     chromium = shutil.which('chromium') or shutil.which('chromium-browser')
-    assert chromium, "Debian's chromium is not installed: run `make browser` (.ci/run installs it too)"
+    assert chromium, "Debian's chromium is not installed: run `make system` (`make test` does it first)"
     from playwright.sync_api import sync_playwright
     with sync_playwright() as pw:
         b = pw.chromium.launch(executable_path=chromium, args=['--no-sandbox'])
@@ -102,7 +102,7 @@ def test_lesson_pages_offer_their_practice_copy_and_fold_checks(site):
         with urllib.request.urlopen(url) as r: nb = json.load(r)
         assert not any(c.get('outputs') for c in nb['cells']), url
     assert not any(pages[p][2]['practice'] for p in APPENDIX)
-    assert pages['04_freezing.html'][2]['folded'] >= 3  # its test-only cells, under "checks"
+    assert pages['04_freezing.html'][2]['folded'] >= 2  # its test-only cells, under "checks"
 
 def test_test_only_cells_are_recognised():
     assert docs.test_only('test_eq(a, 1)\nassert b')
@@ -130,3 +130,8 @@ def test_the_check_catches_a_broken_page(browser, tmp_path):
     text = '\n'.join(problems)
     assert status == 200 and facts['broken'] and 'HTTP 404' in text and 'boom' in text, text
     assert 'external request https://cdn.jsdelivr.net' in text, text
+
+def test_links_between_notebooks_go_to_their_pages():
+    page = json.loads(docs.page_nb(ROOT/'nbs'/'index.ipynb'))
+    text = '\n'.join(c['source'] for c in page['cells'] if c['cell_type'] == 'markdown')
+    assert '](01_data.html)' in text and '](01_data.ipynb)' not in text
