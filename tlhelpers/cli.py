@@ -7,6 +7,8 @@ __all__ = ['LAUNCHABLE', 'train', 'plain_optuna_log', 'search', 'predict', 'eval
 
 # %% ../nbs/16_cli.ipynb #28e31631
 import argparse, os, sys, time, warnings
+# as in tlhelpers.core, before any fastai import: fastai.layers' `torch.jit.script` deprecation is nothing a user can act on
+warnings.filterwarnings('ignore', message='`torch.jit.script` is deprecated', category=FutureWarning)
 from pathlib import Path
 from contextlib import nullcontext
 from fastcore.xtras import modified_env

@@ -152,9 +152,7 @@ class Recipe:
         self.work = self.ck if self.ck and is_main() else Path(self._tmp.name)  # what this process writes
         self.state = RecipeState(self.ck)
         self.tta_size = round(self.sizes[-1] * s.recipe_tta_scale)
-        with warnings.catch_warnings():  # with class weights on, the imbalance warning's advice is already taken
-            if class_weights: warnings.filterwarnings('ignore', message='Classes are imbalanced')
-            self.items, self.test, self.report, self.ignored = recipe_data(data, csv, bs, fixes)
+        self.items, self.test, self.report, self.ignored = recipe_data(data, csv, bs, fixes)
 
     def learner(self, arch):
         "A learner for `arch` on the work items at the last size, without augmentation until fine-tuning"
@@ -393,4 +391,6 @@ def run(self:Recipe, out='runs/recipe'):
 
 def recipe(data, out='runs/recipe', **kwargs):
     "`Recipe(data, **kwargs).run(out)`: the whole recipe on `data`, reported in a new run folder; (run folder, summary)"
-    return Recipe(data, **kwargs).run(out)
+    with warnings.catch_warnings():  # with class weights on, the imbalance warning's advice is already taken (every step that builds loaders)
+        if kwargs.get('class_weights'): warnings.filterwarnings('ignore', message='Classes are imbalanced')
+        return Recipe(data, **kwargs).run(out)
