@@ -35,7 +35,7 @@ def test_time_line_replaces_the_earlier_one():
 
 # Known gaps of issue 17, as ratchets: a notebook leaves a set as soon as it no longer belongs there, or the tests fail.
 NOT_YET_EXECUTED = set()  # none since 2026-12-03
-OVER_BUDGET = {'03_lr_and_epochs'}  # 13.8 min on 2026-12-06: its first epochs shared the CPU with another job (8.2 min alone): rerun it alone
+OVER_BUDGET = set()
 
 def test_every_notebook_is_stored_executed_from_a_real_run():
     problems = {p.stem: check(p) for p in notebooks()}
