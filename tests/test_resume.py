@@ -134,3 +134,30 @@ def test_recipe_where_fine_tuning_hurts_keeps_baseline_across_a_kill(tmp_path):
     from tlhelpers.inference import load_model
     wa, wb = (load_model(tmp_path/d).model.state_dict() for d in ('whole', 'resumed'))
     assert all(torch.equal(wa[k], wb[k]) for k in wa)
+
+def test_ctrl_c_during_tlh_train_resumes_to_the_same_result(tmp_path):
+    "Ctrl-C (SIGINT) during `tlh train --checkpoint`: one line, exit 130, no traceback; run again, it ends where an uninterrupted run ends"
+    import signal, time
+    tlh = str(Path(sys.executable).with_name('tlh'))
+    env = dict(os.environ, CI='1', TLH_QUICK='1', TLH_FEATURES_CACHE=str(tmp_path/'features'))
+    def cmd(ck, out): return [tlh, 'train', 'hymenoptera', '--quick', '--epochs', '4', '--checkpoint', str(tmp_path/ck), '--out', str(tmp_path/out)]
+    whole = subprocess.run(cmd('ck1', 'whole'), env=env, capture_output=True, text=True, timeout=300)
+    assert whole.returncode == 0, whole.stderr[-2000:]
+    p = subprocess.Popen(cmd('ck2', 'resumed'), env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    state, t0 = tmp_path/'ck2'/'state.json', time.time()
+    while not (state.exists() and json.loads(state.read_text() or '{}').get('epoch', -1) >= 0):
+        assert p.poll() is None and time.time() - t0 < 300, "training ended before it could be interrupted"
+        time.sleep(0.02)
+    p.send_signal(signal.SIGINT)
+    out, err = p.communicate(timeout=120)
+    assert p.returncode == 130, err[-2000:]
+    assert 'Traceback' not in err and 'KeyboardInterrupt' not in err, err[-2000:]
+    assert f"tlh: interrupted; run the same command again (same --checkpoint {tmp_path/'ck2'})" in err
+    assert json.loads(state.read_text())['epoch'] < 3 and not (tmp_path/'resumed').exists()
+    resumed = subprocess.run(cmd('ck2', 'resumed'), env=env, capture_output=True, text=True, timeout=300)
+    assert resumed.returncode == 0 and 'Resuming from' in resumed.stdout, resumed.stderr[-2000:]
+    a, b = (json.loads((tmp_path/d/'metrics.json').read_text()) for d in ('whole', 'resumed'))
+    assert a['accuracy'] == b['accuracy'] and a['n_valid'] == b['n_valid']
+    from tlhelpers.inference import load_model
+    wa, wb = (load_model(tmp_path/d).model.state_dict() for d in ('whole', 'resumed'))
+    assert all(torch.equal(wa[k], wb[k]) for k in wa)   # the same weights: the resumed run drew what the whole run drew

@@ -6,6 +6,7 @@
 __all__ = ['to_rgb', 'load_rgb']
 
 # %% ../nbs/00b_images.ipynb #b7389553
+import warnings
 import numpy as np
 from PIL import Image, ImageOps
 
@@ -25,8 +26,16 @@ def to_rgb(im):
     return im.convert('RGB')
 
 def load_rgb(fn):
-    "Open image file `fn`, apply its EXIF orientation and return it as 8-bit RGB"
-    with Image.open(fn) as im:
+    "Open image file `fn`, apply its EXIF orientation and return it as 8-bit RGB; `ValueError` if over `Image.MAX_IMAGE_PIXELS`"
+    try:
+        with warnings.catch_warnings():
+            warnings.simplefilter('ignore', Image.DecompressionBombWarning)  # refused below, with its size
+            im = Image.open(fn)
+    except Image.DecompressionBombError as e: raise ValueError(f"too large ({e})") from None  # over twice the limit
+    with im:
+        w, h = im.size
+        if Image.MAX_IMAGE_PIXELS and w * h > Image.MAX_IMAGE_PIXELS:
+            raise ValueError(f"too large ({w}x{h} px, over Image.MAX_IMAGE_PIXELS = {Image.MAX_IMAGE_PIXELS}: possible decompression bomb)")
         im = ImageOps.exif_transpose(im)
         im.load()
         return to_rgb(im)

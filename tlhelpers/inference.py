@@ -115,11 +115,16 @@ class UnsafePickleError(PermissionError):
 def load_bundle(path, device='cpu'):
     "A `Classifier` from a `model.json` + `model.safetensors` folder, without unpickling anything"
     path = Path(path)
-    cfg = json.loads((path/'model.json').read_text())
+    try: cfg = json.loads((path/'model.json').read_text())
+    except json.JSONDecodeError as e: raise ValueError(f"{path/'model.json'} is damaged ({e}): copy the run folder again") from None
     if cfg.get('format') != 'tlhelpers-bundle': raise ValueError(f"{path/'model.json'} is not a tlhelpers model bundle")
     head = {k: v for k, v in cfg['head'].items() if k in HEAD_DEFAULTS}
     model, _ = create_timm_model(cfg['arch'], cfg['n_out'], pretrained=False, **head)
-    load_safetensors(model, str(path/'model.safetensors'), strict=True, device=str(device))
+    try: load_safetensors(model, str(path/'model.safetensors'), strict=True, device=str(device))
+    except FileNotFoundError: raise FileNotFoundError(f"No model.safetensors next to {path/'model.json'}: copy the whole run folder") from None
+    except Exception as e:  # safetensors' own error for a truncated or corrupted file; a RuntimeError for weights of another model
+        raise ValueError(f"{path/'model.safetensors'} is damaged or incomplete, or belongs to another model "
+                         f"({type(e).__name__}: {str(e).splitlines()[0]}): copy the run folder again or export it anew") from None
     return Classifier(model.to(device), cfg)
 
 def load_model(path, unsafe_pickle=False, device='cpu'):
