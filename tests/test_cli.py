@@ -175,4 +175,5 @@ def test_audit_command(work, tmp_path):
     assert 'label issue(s)' in r.stdout
     issues = pd.read_csv(tmp_path/'audit'/'label_issues.csv')
     assert issues.columns.tolist()[:4] == ['filename', 'given', 'suggested', 'score']
-    assert {'duplicates.csv', 'outliers.csv', 'report.md', 'outliers.png'} <= {p.name for p in (tmp_path/'audit').iterdir()}
+    assert {'duplicates.csv', 'outliers.csv', 'report.md', 'outliers.png', 'skipped.csv'} <= {p.name for p in (tmp_path/'audit').iterdir()}
+    assert '## Data' in (tmp_path/'audit'/'report.md').read_text() and 'nothing skipped' in (tmp_path/'audit'/'report.md').read_text()

@@ -115,3 +115,6 @@ def test_export_onnx_from_another_directory_without_the_data(labelled, tmp_path)
     r = ok(tlh('export', run, '--onnx', cwd=elsewhere))
     assert 'random images (the training data is not here)' in r.stdout and (run/'model.onnx').exists()
     refused(tlh('export', run, '--int8', cwd=elsewhere), 'moved away')         # int8 calibration does need images
+    o = (run/'model.onnx').read_bytes(); (run/'model.onnx').write_bytes(o[:len(o) // 2])
+    refused(tlh('predict', run, d/'data'/'images', '--runtime', 'onnx', '--out', tmp_path/'p.csv', cwd=elsewhere),
+            'model.onnx is damaged or not an ONNX model')

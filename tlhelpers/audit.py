@@ -15,7 +15,7 @@ from sklearn.linear_model import LogisticRegression
 from sklearn.model_selection import StratifiedKFold, cross_val_predict
 from sklearn.preprocessing import normalize
 from .core import setup, get_settings, run_dir
-from .data import get_dls, load_rgb
+from .data import get_dls, inventory, load_rgb
 from .baseline import tl_learner
 from .features import cached_features
 from .augment import NO_AUG
@@ -24,7 +24,7 @@ from .evaluation import md_table
 
 # %% ../nbs/05a_audit.ipynb #d063e551
 def audit_features(data, csv=None, archs=None, size=None, fixes=None):
-    "Items (verified, split, sorted by file) of `data` and the L2-normalised average-pooled features of each image, `archs` concatenated"
+    "Items (verified, split, sorted by file) of `data` (a dataset, folder or `Inventory`) and the L2-normalised average-pooled features of each image, `archs` concatenated"
     s = get_settings()
     archs, size = archs or [s.backbone], size or s.size
     dls = get_dls(data, size=size, csv=csv, fixes=fixes, n_per_class=0)  # every image, also in quick mode
@@ -152,13 +152,15 @@ class Reviewer:
 
 # %% ../nbs/05a_audit.ipynb #91dfd0a8
 def audit(data, csv=None, out='runs/audit', archs=None, size=None, threshold=0.9, k=None):
-    "Label issues, duplicates and leaks, outliers of `data`, with contact sheets and a report, in a new run folder; (run, tables)"
+    "Label issues, duplicates and leaks, outliers of `data`, with contact sheets, `skipped.csv` and a report, in a new run folder; (run, tables)"
     s, t0 = setup(), time.time()
-    items, x, vocab = audit_features(data, csv=csv, archs=archs, size=size)
+    inv = inventory(data, csv=csv, n_per_class=0)  # every image, also in quick mode; what is left out goes on record
+    items, x, vocab = audit_features(inv, archs=archs, size=size)
     probs = oof_probs(x, items.label.map({v: i for i, v in enumerate(vocab)}).values)
     tables = dict(label_issues=label_issues(items, probs, vocab), duplicates=duplicates(items, x, threshold), outliers=outliers(items, x, probs, k))
     with run_dir(out) as run:
         for name, t in tables.items(): t.to_csv(run/f'{name}.csv', index=False)
+        inv.save(run)
         li, du, ou = tables['label_issues'], tables['duplicates'], tables['outliers']
         if len(li): contact_sheet(li, lambda r: f'{r.given} -> {r.suggested}? {r.score:.2f}', fname=run/'label_issues.png',
                                   suptitle='Label issues: given -> suggested, score')
@@ -176,6 +178,7 @@ def audit(data, csv=None, out='runs/audit', archs=None, size=None, threshold=0.9
         for name, t in tables.items():
             lines += [f'## {name.replace("_", " ").capitalize()}', '', md_table(t.head(20), index=False) if len(t) else 'None found.', '']
             if (run/f'{name}.png').exists(): lines += [f'![{name}]({name}.png)', '']
+        lines += ['## Data', '', inv.markdown(), '']
         (run/'report.md').write_text('\n'.join(lines))
     print(summary, f'minutes={minutes:.1f}', f'run={run}', flush=True)
     return run, tables

@@ -193,7 +193,9 @@ def find_csv(csv, path):
         if c.is_file(): return c
     raise FileNotFoundError(f"No labels CSV {csv}: looked in the working directory and in {path}")
 
-def _with_skips(df, skipped): df.attrs['skipped'] = skipped; return df
+def _with_skips(df, skipped):
+    "`df` with the rows of `skipped` in `attrs['skipped']`, as plain (fname, status, reason) tuples: pandas compares attrs when it concatenates"
+    df.attrs['skipped'] = list(skipped.itertuples(index=False, name=None)); return df
 
 # %% ../nbs/01_data.ipynb #df6c8393
 def read_labels(csv, path):
@@ -355,7 +357,7 @@ def inventory(source=None, csv=None, label_re=None, fixes=None, valid_pct=None, 
     else:
         root = locate(source).resolve()
         df = items_df(root, csv=csv, label_re=label_re or DATASETS.get(str(source), {}).get('label_re'))
-        skipped = df.attrs.pop('skipped')
+        skipped = _skips(df.attrs.pop('skipped', []))
         known = [*df.fname, *skipped.fname, *([find_csv(csv, root)] if csv else [])]
         skipped = pd.concat([skipped, skip_table(ignored=non_image_files(root, exclude=known))], ignore_index=True)
     if fixes is not None: df = apply_fixes(df, fixes, root=root)

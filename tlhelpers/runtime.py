@@ -97,7 +97,10 @@ class OnnxClassifier:
         if not f.exists(): raise FileNotFoundError(f"No {f.name} in {path}: run `tlh export {path} --onnx{' --int8' if int8 else ''}` first")
         opts = ort.SessionOptions()
         opts.intra_op_num_threads = threads or os.cpu_count() or 1
-        self.session, self.name = ort.InferenceSession(str(f), opts, providers=['CPUExecutionProvider']), f.name
+        try: self.session = ort.InferenceSession(str(f), opts, providers=['CPUExecutionProvider'])
+        except Exception as e:  # onnxruntime's own errors for a truncated or foreign file
+            raise ValueError(f"{f} is damaged or not an ONNX model ({type(e).__name__}): export it again with `tlh export {path} --onnx`") from None
+        self.name = f.name
     def run(self, x): return self.session.run(None, {'image': np.asarray(x, np.float32)})[0]
     def predict(self, imgs, bs=32, tta=False):
         "Class probabilities (n_images, n_classes) for PIL images or image files; `tta`: averaged with the mirrored image"
