@@ -116,9 +116,11 @@ def test_predict_runtimes_and_torch_free_import_graph(model, valid, tmp_path):
         tlh('predict', model, imgs, '--runtime', rt, '--out', tmp_path/f'{rt}.csv')
         preds[rt] = pd.read_csv(tmp_path/f'{rt}.csv').set_index('filename')
     assert (preds['onnx-int8'].label == pd.read_csv(tmp_path/'free.csv').set_index('filename').label[preds['onnx-int8'].index]).all()
+    sure = preds['torch'][['ants', 'bees']].max(axis=1) > 0.9   # the quick model is unsure of many images; int8 must keep its clear calls
     for rt in ('onnx', 'onnx-int8'):
         assert sorted(preds[rt].index) == sorted(preds['torch'].index)
-        assert (preds[rt].label == preds['torch'].label[preds[rt].index]).mean() >= (1 if rt == 'onnx' else 0.9), rt
+        same = preds[rt].label == preds['torch'].label[preds[rt].index]
+        assert same.mean() == 1 if rt == 'onnx' else (sure.sum() >= 5 and same[sure[same.index]].mean() >= 0.9), (rt, same.mean())
 
 def _free_port():
     with socket.socket() as s: s.bind(('127.0.0.1', 0)); return s.getsockname()[1]
@@ -176,3 +178,19 @@ def test_serve_in_a_browser(model, valid, served, tmp_path):
         browser.close()
     assert label in text and not errors, (text, errors)
     if os.environ.get('TLH_SCREENSHOTS'): shutil.copy(shot, Path(os.environ['TLH_SCREENSHOTS'])/'serve.png')
+
+def test_int8_keeps_its_accuracy_or_is_refused(model64, tmp_path):
+    "The 64 px model whose static int8 collapses: NNCF with accuracy control stays within the tolerance; static quantization is refused"
+    run = tmp_path/'run'; shutil.copytree(model64, run)
+    r = tlh('export', run, '--int8')
+    rep = json.loads((run/'int8.json').read_text())
+    assert rep['method'] == 'nncf' and rep['written'] and rep['drop'] <= rep['max_drop'] == 0.005, rep
+    assert rep['classes_predicted'] == rep['n_classes'] == 2 and (run/'model.int8.onnx').exists()
+    assert f"on {rep['n_images']} held-out validation images accuracy fp32" in r.stdout
+    from tlhelpers.deploy import calibration_files, held_out
+    assert not set(held_out(run)[0]) & set(calibration_files(run))          # calibrated on training images, checked on others
+    s = subprocess.run([TLH, 'export', str(run), '--int8', '--method', 'ort'], env=ENV, capture_output=True, text=True, timeout=600)
+    assert s.returncode == 2 and 'Traceback' not in s.stderr, s.stderr[-2000:]
+    assert 'tlh: error: int8 (ort) loses' in s.stderr and 'no int8 model written' in s.stderr
+    rep = json.loads((run/'int8.json').read_text())
+    assert rep['method'] == 'ort' and not rep['written'] and rep['drop'] > 0.005 and not (run/'model.int8.onnx').exists()

@@ -103,10 +103,10 @@ def evaluate_model(model, data, out='runs/evaluate', csv=None, bs=None, unsafe_p
     return run, res['metrics']
 
 # %% ../nbs/16_cli.ipynb #5613072d
-def export_model(run, onnx=True, int8=False, calib=None):
-    "Export the model bundle at `run` to `model.onnx` and, with `int8`, `model.int8.onnx` calibrated on images of `calib` (default: its training data; without `int8`, no data is needed)"
+def export_model(run, onnx=True, int8=False, calib=None, method='nncf', max_drop=None):
+    "Export the bundle at `run` to `model.onnx` and, with `int8`, `model.int8.onnx` (`method` nncf or ort), checked on held-out images"
     from tlhelpers.core import setup
-    from tlhelpers.deploy import export_onnx, quantize_int8, calibration_files, onnx_parity, random_images
+    from tlhelpers.deploy import export_onnx, quantize_int8, quantize_nncf, int8_check, held_out, calibration_files, onnx_parity, random_images
     setup()
     if not (onnx or int8): raise ValueError("Nothing to export: give --onnx (and --int8)")
     path = export_onnx(run)
@@ -115,8 +115,17 @@ def export_model(run, onnx=True, int8=False, calib=None):
         if int8 or calib: raise  # calibration needs real images
         files, what = random_images(16), 'random images (the training data is not here)'  # the graph's parity needs no data
     print(f'{path}: max |ONNX - PyTorch| = {onnx_parity(run, files[:16]):.1e} on {min(16, len(files))} {what}')
-    if int8: print(f'{quantize_int8(run, files)}: calibrated on {len(files)} images')
+    if int8:
+        held = held_out(run)
+        with warnings.catch_warnings():
+            warnings.simplefilter('ignore')  # NNCF's and onnxruntime's notices
+            q = quantize_nncf(run, files, held, max_drop) if method == 'nncf' else quantize_int8(run, files)
+        r = int8_check(run, held, max_drop, method)  # raises, and removes the int8 model, over the tolerance
+        print(f"{q}: {method}, calibrated on {len(files)} training images; on {r['n_images']} held-out validation images accuracy "
+              f"fp32 {r['accuracy_fp32']:.4f}, int8 {r['accuracy_int8']:.4f}, agreement {r['agreement']:.4f}, "
+              f"{len(r['layers_fp32'])} layer(s) kept in fp32")
     return path
+
 
 # %% ../nbs/16_cli.ipynb #78152530
 MIN_SIZE = 16  # px: smaller inputs leave nothing for a backbone's strided layers (and training refuses smaller images)
@@ -182,7 +191,9 @@ def _parser():
     x = sub.add_parser('export', help='export a run\'s model to ONNX (and int8 ONNX) for torch-free inference')
     x.add_argument('model', help='run folder or model bundle')
     x.add_argument('--onnx', action='store_true', help='write model.onnx')
-    x.add_argument('--int8', action='store_true', help='also write model.int8.onnx (static quantization)')
+    x.add_argument('--int8', action='store_true', help='also write model.int8.onnx, kept only within --max-drop of fp32 accuracy on held-out images')
+    x.add_argument('--method', choices=('nncf', 'ort'), default='nncf', help="nncf: NNCF with accuracy control (default); ort: onnxruntime's static quantization")
+    x.add_argument('--max-drop', type=number(float, 0), help='most accuracy int8 may lose on held-out validation images (default: int8_max_drop setting)')
     x.add_argument('--calib', help='folder of calibration images (default: the data the model was trained on)')
     sv = sub.add_parser('serve', help='a web page (Gradio) to try the model on your images')
     sv.add_argument('model', help='run folder or model bundle')
@@ -246,7 +257,7 @@ def _run(args):
         train(args.data, args.arch, args.size, args.bs, args.lr, args.epochs, args.freeze_epochs, args.out, args.csv, args.checkpoint,
               args.class_weights, args.fixes)
     elif args.cmd == 'predict': predict(args.model, args.images, args.out, args.bs, args.unsafe_pickle, args.tta, args.runtime)
-    elif args.cmd == 'export': export_model(args.model, args.onnx, args.int8, args.calib)
+    elif args.cmd == 'export': export_model(args.model, args.onnx, args.int8, args.calib, args.method, args.max_drop)
     elif args.cmd == 'serve':
         port_free(args.port)
         from tlhelpers.serve import serve
