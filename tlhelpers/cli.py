@@ -24,7 +24,7 @@ def train(data, arch=None, size=None, bs=None, lr=None, epochs=None, freeze_epoc
     "Fine-tune on `data` (frozen stage on cached features, then `epochs` unfrozen); write metrics, plots, model, skipped files and report to a new run folder"
     from fastai.vision.all import CrossEntropyLossFlat
     from tlhelpers.core import setup, run_dir
-    from tlhelpers.data import inventory, get_dls, find_csv, class_weights as weights
+    from tlhelpers.data import inventory, get_dls, class_weights as weights
     from tlhelpers.baseline import tl_learner
     from tlhelpers.features import fine_tune_fast
     from tlhelpers.evaluation import full_evaluation, write_report
@@ -39,7 +39,7 @@ def train(data, arch=None, size=None, bs=None, lr=None, epochs=None, freeze_epoc
         learn = fine_tune_fast(tl_learner(dls, arch, loss_func=loss), epochs=epochs, lr=lr, freeze_epochs=freeze_epochs, checkpoint=checkpoint)
         end_data_parallel(learn)
         if not is_main(): return None, None
-        info = dict(data=str(inv.root), csv=str(find_csv(csv, inv.root).resolve()) if csv else None, backbone=learn.arch_name, size=size or s.size, epochs=s.epochs if epochs is None else epochs,
+        info = dict(data=str(inv.root), csv=inv.csv and str(inv.csv), backbone=learn.arch_name, size=size or s.size, epochs=s.epochs if epochs is None else epochs,
                     class_weights=class_weights, n_train=len(dls.train_ds), n_valid=len(dls.valid_ds), quick=s.quick,
                     processes=processes, same_weights=True, minutes=round((time.time() - t0) / 60, 2))
         with alone():  # evaluation and export: the main process alone
@@ -106,17 +106,20 @@ def evaluate_model(model, data, out='runs/evaluate', csv=None, bs=None, unsafe_p
 def export_model(run, onnx=True, int8=False, calib=None, method='nncf', max_drop=None):
     "Export the bundle at `run` to `model.onnx` and, with `int8`, `model.int8.onnx` (`method` nncf or ort), checked on held-out images"
     from tlhelpers.core import setup
-    from tlhelpers.deploy import export_onnx, quantize_int8, quantize_nncf, int8_check, held_out, calibration_files, onnx_parity, random_images
+    from tlhelpers.deploy import (export_onnx, quantize_int8, quantize_nncf, int8_check, held_out, calibration_files, onnx_parity,
+                                  random_images, run_inventory)
     setup()
     if not (onnx or int8): raise ValueError("Nothing to export: give --onnx (and --int8)")
     path = export_onnx(run)
-    try: files, what = calibration_files(run, calib), 'training images'
+    try:
+        inv = None if calib else run_inventory(run)  # the run's data, taken stock of once: calibration and held-out images
+        files, what = calibration_files(run, calib, inv=inv), 'training images'
     except (FileNotFoundError, ValueError):
         if int8 or calib: raise  # calibration needs real images
         files, what = random_images(16), 'random images (the training data is not here)'  # the graph's parity needs no data
     print(f'{path}: max |ONNX - PyTorch| = {onnx_parity(run, files[:16]):.1e} on {min(16, len(files))} {what}')
     if int8:
-        held = held_out(run)
+        held = held_out(run, inv=inv)
         with warnings.catch_warnings():
             warnings.simplefilter('ignore')  # NNCF's and onnxruntime's notices
             q = quantize_nncf(run, files, held, max_drop) if method == 'nncf' else quantize_int8(run, files)

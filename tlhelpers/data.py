@@ -323,6 +323,7 @@ class Inventory:
     root: Path|None = None
     test: pd.DataFrame|None = None
     report: pd.DataFrame|None = None
+    csv: Path|None = None  # the labels CSV read, resolved
     def summary(self): return skip_summary(self.skipped)
     def save(self, folder):
         "Write `skipped.csv` (fname, status, reason) into `folder`"
@@ -353,12 +354,13 @@ def inventory(source=None, csv=None, label_re=None, fixes=None, valid_pct=None, 
     s = get_settings()
     seed = s.seed if seed is None else seed
     if n_per_class is None: n_per_class = s.get('n_per_class')  # quick (and cpu) mode's subsets
-    if isinstance(source, pd.DataFrame): root, df, skipped = None, source, _skips([])
+    if isinstance(source, pd.DataFrame): root, df, skipped, csv = None, source, _skips([]), None
     else:
         root = locate(source).resolve()
+        csv = find_csv(csv, root).resolve() if csv else None
         df = items_df(root, csv=csv, label_re=label_re or DATASETS.get(str(source), {}).get('label_re'))
         skipped = _skips(df.attrs.pop('skipped', []))
-        known = [*df.fname, *skipped.fname, *([find_csv(csv, root)] if csv else [])]
+        known = [*df.fname, *skipped.fname, *([csv] if csv else [])]
         skipped = pd.concat([skipped, skip_table(ignored=non_image_files(root, exclude=known))], ignore_index=True)
     if fixes is not None: df = apply_fixes(df, fixes, root=root)
     df, report = _verified(split_and_subsample(df, valid_pct or s.valid_pct, seed, n_per_class), verify)
@@ -369,7 +371,7 @@ def inventory(source=None, csv=None, label_re=None, fixes=None, valid_pct=None, 
         if unknown := sorted(set(tst.label) - set(df.label)): raise ValueError(f"Test classes never trained on: {', '.join(unknown)}")
         report = pd.concat([report, checked], ignore_index=True) if verify else None
         tst = tst.assign(is_valid=True)
-    inv = Inventory(df, pd.concat([skipped, skip_table(report)], ignore_index=True), root, tst, report)
+    inv = Inventory(df, pd.concat([skipped, skip_table(report)], ignore_index=True), root, tst, report, csv)
     if (msg := inv.summary()) and not quiet: print(msg)
     check_items(df, class_weights)
     return inv

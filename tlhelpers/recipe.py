@@ -16,7 +16,7 @@ from fastcore.basics import patch
 from fastai.vision.all import CrossEntropyLossFlat
 from sklearn.metrics import accuracy_score, balanced_accuracy_score, precision_recall_fscore_support
 from .core import setup, get_settings, seed_everything, run_dir
-from .data import get_dls, inventory, find_csv, class_weights
+from .data import get_dls, inventory, class_weights
 from fastai.vision.all import Normalize, no_random
 from .baseline import tl_learner, resume_point, save_checkpoint, fit_unfrozen, BNStatsFrozen
 from .freezing import FreezeEarly
@@ -315,7 +315,7 @@ def write(self:Recipe, out, learn, chosen, test_probs):
         pd.DataFrame(st.epochs).to_csv(run/'epochs.csv', index=False)
         self.inv.save(run)
         if (self.work/'lr_find.png').exists(): shutil.copy(self.work/'lr_find.png', run)
-        info = dict(data=str(self.inv.root or self.data), csv=str(find_csv(self.csv, self.inv.root).resolve()) if self.csv else None, backbone=self.arch, ensemble_with=self.arch2, sizes=self.sizes, epochs_per_size=self.epochs,
+        info = dict(data=str(self.inv.root or self.data), csv=self.inv.csv and str(self.inv.csv), backbone=self.arch, ensemble_with=self.arch2, sizes=self.sizes, epochs_per_size=self.epochs,
                     lr=st.lr, metric=self.metric, class_weights=self.class_weights, adapt=st.adapt.get('main'),
                     n_train=int((~self.items.is_valid).sum()), n_valid=len(self.targs), n_test=len(self.test),
                     quick=get_settings().quick, processes=self.processes, same_weights=True, minutes=round(st.minutes(), 2))
