@@ -19,8 +19,10 @@ def model(tmp_path_factory):
     "A quick `tlh train` run on ants and bees, exported by `tlh export --onnx --int8`"
     run = tmp_path_factory.mktemp('deploy')/'run'
     tlh('train', 'hymenoptera', '--quick', '--epochs', '0', '--size', '128', '--out', run)  # int8 of a 64 px model is degenerate
-    r = tlh('export', run, '--onnx', '--int8')
+    r = tlh('export', run, '--onnx', '--int8', '--openvino', '--max-drop', '0.05')  # the runtimes' plumbing, for a quick model unsure of many
+    # images: on 64 held-out images one image is 1.6 points, and OpenVINO's int8 kernels round differently from onnxruntime's
     assert 'max |ONNX - PyTorch|' in r.stdout and (run/'model.onnx').exists() and (run/'model.int8.onnx').exists()
+    assert all((run/f).exists() for f in ('model.xml', 'model.bin', 'model.int8.xml', 'model.int8.bin')), sorted(p.name for p in run.iterdir())
     return run
 
 @pytest.fixture(scope='module')
@@ -107,20 +109,25 @@ def test_predict_runtimes_and_torch_free_import_graph(model, valid, tmp_path):
     imgs = tmp_path/'imgs'; imgs.mkdir()
     for f in valid.fname: shutil.copy(f, imgs/f'{f.parent.name}_{f.name}')
     (imgs/'broken.jpg').write_text('not an image')
-    r = subprocess.run([sys.executable, '-c', TORCH_FREE_CHECK, str(model), 'int8', str(imgs), str(tmp_path/'free.csv')],
-                       capture_output=True, text=True, env=ENV, timeout=300)
-    assert r.returncode == 0, r.stderr[-2000:]
-    assert r.stdout.strip().split('\n')[-1] == f'{len(valid)} 1 []'          # every image predicted, the broken one skipped, no torch
+    for rt in ('onnx-int8', 'openvino-int8'):  # the whole path in a process where importing torch, fastai or timm fails
+        r = subprocess.run([sys.executable, '-c', TORCH_FREE_CHECK, str(model), rt, str(imgs), str(tmp_path/f'free-{rt}.csv')],
+                           capture_output=True, text=True, env=ENV, timeout=300)
+        assert r.returncode == 0, r.stderr[-2000:]
+        assert r.stdout.strip().split('\n')[-1] == f'{len(valid)} 1 []'          # every image predicted, the broken one skipped, no torch
     preds = {}
-    for rt in ('torch', 'onnx', 'onnx-int8'):
+    runtimes = ('onnx', 'onnx-int8', 'openvino', 'openvino-int8')
+    for rt in ('torch', *runtimes):
         tlh('predict', model, imgs, '--runtime', rt, '--out', tmp_path/f'{rt}.csv')
         preds[rt] = pd.read_csv(tmp_path/f'{rt}.csv').set_index('filename')
-    assert (preds['onnx-int8'].label == pd.read_csv(tmp_path/'free.csv').set_index('filename').label[preds['onnx-int8'].index]).all()
+    for rt in ('onnx-int8', 'openvino-int8'):
+        assert (preds[rt].label == pd.read_csv(tmp_path/f'free-{rt}.csv').set_index('filename').label[preds[rt].index]).all()
     sure = preds['torch'][['ants', 'bees']].max(axis=1) > 0.9   # the quick model is unsure of many images; int8 must keep its clear calls
-    for rt in ('onnx', 'onnx-int8'):
+    for rt in runtimes:
         assert sorted(preds[rt].index) == sorted(preds['torch'].index)
         same = preds[rt].label == preds['torch'].label[preds[rt].index]
-        assert same.mean() == 1 if rt == 'onnx' else (sure.sum() >= 5 and same[sure[same.index]].mean() >= 0.9), (rt, same.mean())
+        if 'int8' in rt: assert sure.sum() >= 5 and same[sure[same.index]].mean() >= 0.9, (rt, same.mean())
+        else:  # fp32 in either runtime: the same class as PyTorch for every image, the same probabilities up to float rounding
+            assert same.mean() == 1 and np.abs(preds[rt].bees - preds['torch'].bees[preds[rt].index]).max() < 1e-4, (rt, same.mean())
 
 def _free_port():
     with socket.socket() as s: s.bind(('127.0.0.1', 0)); return s.getsockname()[1]
@@ -185,6 +192,7 @@ def test_int8_keeps_its_accuracy_or_is_refused(model64, tmp_path):
     r = tlh('export', run, '--int8')
     rep = json.loads((run/'int8.json').read_text())
     assert rep['method'] == 'nncf' and rep['written'] and rep['drop'] <= rep['max_drop'] == 0.005, rep
+    assert rep['agreement'] >= 1 - rep['max_drop'], rep      # accuracy control scores int8 against fp32's answers: at most 0.5% changed
     assert rep['classes_predicted'] == rep['n_classes'] == 2 and (run/'model.int8.onnx').exists()
     assert f"on {rep['n_images']} held-out validation images accuracy fp32" in r.stdout
     from tlhelpers.deploy import calibration_files, held_out
@@ -194,3 +202,33 @@ def test_int8_keeps_its_accuracy_or_is_refused(model64, tmp_path):
     assert 'tlh: error: int8 (ort) loses' in s.stderr and 'no int8 model written' in s.stderr
     rep = json.loads((run/'int8.json').read_text())
     assert rep['method'] == 'ort' and not rep['written'] and rep['drop'] > 0.005 and not (run/'model.int8.onnx').exists()
+
+
+def test_int8_falls_back_to_quantization_aware_training(model64, tmp_path, monkeypatch):
+    "When post-training quantization misses the tolerance, `export_int8` fine-tunes with fake quantization (QAT) and records both attempts"
+    from tlhelpers import deploy
+    run = tmp_path/'run'; shutil.copytree(model64, run)
+    monkeypatch.setenv('TLH_QUICK', '1')
+    inv = deploy.run_inventory(run)
+    files, held = deploy.calibration_files(run, inv=inv), deploy.held_out(run, inv=inv)
+    # stand in for accuracy control missing: the static quantization that collapses this model to one class
+    monkeypatch.setattr(deploy, 'quantize_nncf', lambda run, files, held, max_drop: deploy.quantize_int8(run, files))
+    with pytest.raises(ValueError, match='over the 0.5% allowed'):
+        deploy.export_int8(run, files, held, train_files=None)        # without training images: no fallback, the miss is the answer
+    rep = deploy.export_int8(run, files, held, inv.items.query('~is_valid').fname.tolist(), max_drop=0.1)
+    assert [t['method'] for t in rep['tried']] == ['nncf'] and rep['tried'][0]['drop'] > 0.1, rep['tried']
+    assert rep['method'] == 'nncf-qat' and rep['written'] and rep['drop'] <= 0.1 and rep['classes_predicted'] == 2, rep
+    import onnx
+    ops = {n.op_type for n in onnx.load(run/'model.int8.onnx').graph.node}
+    assert {'QuantizeLinear', 'DequantizeLinear'} <= ops and 'FakeQuantize' not in ops, ops     # QDQ that onnxruntime runs
+
+def test_export_qat_and_openvino_from_the_shell(model64, tmp_path):
+    "`tlh export --int8 --qat --openvino`: QAT straight away, its report, OpenVINO's int8 measured beside onnxruntime's"
+    run = tmp_path/'run'; shutil.copytree(model64, run)
+    r = tlh('export', run, '--int8', '--qat', '--openvino')
+    rep = json.loads((run/'int8.json').read_text())
+    assert rep['method'] == 'nncf-qat' and rep['tried'] == [] and f"{run/'model.int8.onnx'}: nncf-qat" in r.stdout, r.stdout
+    assert rep['written'] and (run/'model.int8.onnx').exists() and rep['openvino']['written'], rep    # exit 0: within the tolerance
+    assert 'OpenVINO int8 on the same images' in r.stdout and all((run/f).exists() for f in ('model.xml', 'model.int8.xml'))
+    s = subprocess.run([TLH, 'export', str(run), '--int8', '--qat', '--no-qat'], env=ENV, capture_output=True, text=True, timeout=60)
+    assert s.returncode == 2 and 'tlh: error: --qat and --no-qat contradict' in s.stderr, s.stderr

@@ -4,7 +4,8 @@
 
 # %% auto #0
 __all__ = ['export_onnx', 'onnx_parity', 'random_images', 'calibration_files', 'quantize_int8', 'run_inventory', 'held_out',
-           'fp32_layers', 'quiet_nncf', 'quantize_nncf', 'top1', 'int8_check', 'noise_agreement']
+           'fp32_layers', 'quiet_nncf', 'quantize_nncf', 'top1', 'int8_check', 'qat_nncf', 'export_int8',
+           'export_openvino', 'openvino_check', 'noise_agreement']
 
 # %% ../nbs/14a_deploy.ipynb #0d0514f5
 import json, logging, warnings
@@ -110,34 +111,49 @@ def quiet_nncf():
     try: yield
     finally: tp.track.__init__ = init; nncf.set_log_level(level)
 
-def quantize_nncf(run, files, held=None, max_drop=None):
-    "Write `run/model.int8.onnx` with NNCF: post-training quantization calibrated on `files`; with `held` (files, labels), accuracy control to `max_drop`"
+def quantize_nncf(run, files, held=None, max_drop=None, backend='onnx'):
+    "`run/model.int8.onnx` (`backend` onnx, for onnxruntime) or `run/model.int8.xml` (openvino) by NNCF: post-training quantization calibrated on `files`; with `held` (files, labels), accuracy control until int8 changes at most `max_drop` of fp32's answers on them, measured in that runtime"
     logging.getLogger('torch.utils.cpp_extension').setLevel(logging.ERROR)  # NNCF imports it: 'No CUDA runtime is found' is no news here
-    import onnx, nncf
-    import onnxruntime as ort
+    import nncf
     run, cfg = Path(run), json.loads((Path(run)/'model.json').read_text())
     max_drop = get_settings().int8_max_drop if max_drop is None else max_drop
     calib = nncf.Dataset([preprocess(files[i:i + 16], cfg) for i in range(0, len(files), 16)], lambda x: {'image': x})
-    fp32 = onnx.load(run/'model.onnx')
+    if backend == 'openvino':
+        import openvino as ov
+        fp32, out = ov.convert_model(run/'model.onnx'), run/'model.int8.xml'
+        def runner(model):  # NNCF hands the validation a compiled model, or a model to compile
+            c = model if isinstance(model, ov.CompiledModel) else ov.Core().compile_model(model, 'CPU', {'INFERENCE_PRECISION_HINT': 'f32'})
+            return lambda x: c(x)[0]
+        save = lambda q: ov.save_model(q, out, compress_to_fp16=False)
+    else:
+        import onnx, onnxruntime as ort
+        fp32, out = onnx.load(run/'model.onnx'), run/'model.int8.onnx'
+        def runner(model):
+            s = ort.InferenceSession(model.SerializeToString(), providers=['CPUExecutionProvider'])
+            return lambda x: s.run(None, {'image': x})[0]
+        save = lambda q: onnx.save(q, out)
     if held is None:
         with quiet_nncf(): q = nncf.quantize(fp32, calib, subset_size=len(files))
     else:
-        x, y = preprocess(held[0], cfg), list(held[1])
-        def validate(model, items):  # per-image correctness: NNCF ranks layers by the images they flip
-            s = ort.InferenceSession(model.SerializeToString(), providers=['CPUExecutionProvider'])
-            ok = [float(s.run(None, {'image': xi})[0].argmax() == yi) for xi, yi in items]
+        x = preprocess(held[0], cfg)
+        r32 = runner(fp32)
+        ref = np.concatenate([r32(x[i:i + 32]).argmax(1) for i in range(0, len(x), 32)])
+        def validate(model, items):  # per image: does int8 give fp32's answer? NNCF ranks layers by the answers they change
+            run1 = runner(model)
+            ok = [float(run1(xi).argmax() == yi) for xi, yi in items]
             return float(np.mean(ok)), ok
+        y = ref.tolist()  # agreement with fp32 bounds the accuracy drop, and counts every changed answer, not only the net change
         with quiet_nncf(): q = nncf.quantize_with_accuracy_control(fp32, calib, nncf.Dataset([(x[i:i + 1], y[i]) for i in range(len(y))], lambda it: {'image': it[0]}),
                                                                validate, max_drop=max_drop, subset_size=len(files))
-    onnx.save(q, run/'model.int8.onnx')
-    return run/'model.int8.onnx'
+    save(q)
+    return out
 
 def top1(clf, x, bs=32):
     "The class `clf` (an `OnnxClassifier`) predicts for each preprocessed image of `x`, `bs` at a time"
     return np.concatenate([clf.run(x[i:i + bs]).argmax(1) for i in range(0, len(x), bs)])
 
-def int8_check(run, held, max_drop=None, method='nncf'):
-    "fp32 vs int8 on the held-out `held` (files, labels), written to `run/int8.json`; raise (removing the int8 model) if accuracy drops more than `max_drop`"
+def int8_check(run, held, max_drop=None, method='nncf', tried=()):
+    "fp32 vs int8 on the held-out `held` (files, labels), written to `run/int8.json`; raise (removing the int8 model) if accuracy drops more than `max_drop`; `tried`: reports of methods that missed"
     import onnx
     run, max_drop = Path(run), get_settings().int8_max_drop if max_drop is None else max_drop
     fp32, q = OnnxClassifier(run), OnnxClassifier(run, int8=True)
@@ -149,6 +165,7 @@ def int8_check(run, held, max_drop=None, method='nncf'):
                n_classes=len(fp32.vocab), layers_fp32=kept)
     rep['drop'] = rep['accuracy_fp32'] - rep['accuracy_int8']
     rep['written'] = bool(rep['drop'] <= max_drop + 1e-9)
+    rep['tried'] = [{k: t[k] for k in ('method', 'accuracy_int8', 'agreement', 'drop')} for t in tried]
     (run/'int8.json').write_text(json.dumps(rep, indent=2))
     if not rep['written']:
         (run/'model.int8.onnx').unlink()
@@ -156,6 +173,100 @@ def int8_check(run, held, max_drop=None, method='nncf'):
                          f"int8 {rep['accuracy_int8']:.3f}, {rep['classes_predicted']} of {rep['n_classes']} classes predicted), over the "
                          f"{max_drop:.1%} allowed: no int8 model written (see {run/'int8.json'}); use the fp32 model.onnx")
     return rep
+
+# %% ../nbs/14a_deploy.ipynb #b05fb370
+def _frozen_bn(model):
+    "Train mode with every batch-norm layer in eval mode (its running statistics kept)"
+    model.train()
+    for m in model.modules():
+        if isinstance(m, nn.modules.batchnorm._BatchNorm): m.eval()
+
+class _Net(nn.Module):
+    "A plain module around the network: NNCF adds its hooks as a submodule, which an `nn.Sequential` would call as a layer"
+    def __init__(self, m): super().__init__(); self.m = m
+    def forward(self, x): return self.m(x)
+
+def qat_nncf(run, files, train_files, epochs=None, n=None, lr=1e-5, bs=32, seed=None):
+    "Write `run/model.int8.onnx` by quantization-aware fine-tuning: NNCF's fake quantizers calibrated on `files`, `epochs` of `n` images drawn from `train_files`, distilled from the fp32 model"
+    import copy, nncf
+    from fastprogress.fastprogress import progress_bar
+    from tlhelpers.core import in_ci
+    for name in ('torch.utils.cpp_extension', 'torch.utils._pytree'):  # NNCF's and torchao's imports: 'No CUDA runtime', an Enum notice
+        logging.getLogger(name).setLevel(logging.ERROR)
+    s = get_settings()
+    run, epochs, seed = Path(run), s.int8_qat_epochs if epochs is None else epochs, s.seed if seed is None else seed
+    n = min(n or s.int8_qat_images, len(train_files))
+    clf = load_model(run)
+    cfg, dev = clf.config, next(clf.model.parameters()).device
+    teacher = clf.model.eval()
+    calib = nncf.Dataset([torch.from_numpy(preprocess(files[i:i + 16], cfg)).to(dev) for i in range(0, len(files), 16)])
+    with quiet_nncf(): q = nncf.quantize(_Net(copy.deepcopy(teacher)), calib, subset_size=len(files))
+    opt, rng = torch.optim.AdamW(q.parameters(), lr=lr, weight_decay=0), np.random.default_rng(seed)
+    for ep in range(epochs):
+        _frozen_bn(q)
+        order = rng.permutation(len(train_files))[:n]  # a new draw each epoch
+        steps = range(0, len(order), bs)
+        for i in (steps if in_ci() else progress_bar(steps, leave=False)):  # fastprogress writes a stray character even when not displayed
+            xb = torch.from_numpy(preprocess([train_files[j] for j in order[i:i + bs]], cfg)).to(dev)
+            flip = torch.from_numpy(rng.random(len(xb)) < 0.5).to(dev)
+            xb = torch.where(flip[:, None, None, None], xb.flip(3), xb)  # mirrored images too, as training saw them
+            with torch.no_grad(): target = teacher(xb).softmax(1)
+            loss = -(target * q(xb).log_softmax(1)).sum(1).mean()  # distillation: the fp32 model's probabilities are the labels
+            opt.zero_grad(); loss.backward(); opt.step()
+    q.eval()
+    x0 = torch.zeros(2, 3, *cfg['size'], device=dev)
+    with torch.no_grad(), warnings.catch_warnings():
+        warnings.simplefilter('ignore')  # torchao's and the TorchScript exporter's notices
+        net = nn.Sequential(nncf.strip(q, example_input=x0), nn.Softmax(1)).eval()  # PyTorch's fake quantizers: QDQ in ONNX
+        torch.onnx.export(net, x0, run/'model.int8.onnx', input_names=['image'], output_names=['probs'],
+                          dynamic_axes={'image': {0: 'batch'}, 'probs': {0: 'batch'}}, opset_version=17, dynamo=False)
+    return run/'model.int8.onnx'
+
+def export_int8(run, files, held, train_files=None, method='nncf', max_drop=None, qat='auto'):
+    "int8 as `tlh export --int8` makes it: `method` nncf (accuracy control, then QAT on `train_files` if it misses and `qat` is 'auto'; `qat=True`: QAT alone) or ort; `int8_check`'s report"
+    if method == 'ort':
+        quantize_int8(run, files)
+        return int8_check(run, held, max_drop, 'ort')
+    tried = []
+    if qat is not True:
+        quantize_nncf(run, files, held, max_drop)
+        try: return int8_check(run, held, max_drop, 'nncf')
+        except ValueError:
+            if not qat or not train_files: raise
+            tried.append(json.loads((Path(run)/'int8.json').read_text()))
+    if not train_files: raise ValueError("Quantization-aware fine-tuning needs the run's training images, which are not here")
+    qat_nncf(run, files, train_files)
+    return int8_check(run, held, max_drop, 'nncf-qat', tried)
+
+# %% ../nbs/14a_deploy.ipynb #46c69b20
+def export_openvino(run, files=None, held=None, max_drop=None):
+    "OpenVINO IR beside the ONNX models: `model.xml`/`.bin` from `model.onnx`; `model.int8.xml`/`.bin` by NNCF with accuracy control measured in OpenVINO when given `files` and `held`, else converted from `model.int8.onnx`; the files written"
+    try: import openvino as ov
+    except ImportError: raise ImportError("--openvino needs OpenVINO: pip install 'tlhelpers[openvino]'") from None
+    run = Path(run)
+    for stem in ('model', 'model.int8'):
+        for old in (run/f'{stem}.xml', run/f'{stem}.bin'): old.unlink(missing_ok=True)  # never an IR older than its ONNX model
+    ov.save_model(ov.convert_model(run/'model.onnx'), run/'model.xml', compress_to_fp16=False)
+    if files and held: quantize_nncf(run, files, held, max_drop, backend='openvino')
+    elif (run/'model.int8.onnx').exists(): ov.save_model(ov.convert_model(run/'model.int8.onnx'), run/'model.int8.xml', compress_to_fp16=False)
+    return [f for f in (run/'model.xml', run/'model.int8.xml') if f.exists()]
+
+def openvino_check(run, held, max_drop=None):
+    "OpenVINO's fp32 and int8 IR on the held-out `held`, added to `run/int8.json` (`openvino`); the int8 IR removed if it misses `max_drop`"
+    from tlhelpers.runtime import OpenVinoClassifier
+    run = Path(run)
+    rep = json.loads((run/'int8.json').read_text()) if (run/'int8.json').exists() else {}
+    rep['max_drop'] = get_settings().int8_max_drop if max_drop is None else max_drop
+    fp32, q = OpenVinoClassifier(run), OpenVinoClassifier(run, int8=True)
+    x, y = preprocess(held[0], fp32.config), np.array(held[1])
+    p32, p8 = top1(fp32, x), top1(q, x)
+    ov = dict(accuracy_fp32=float((p32 == y).mean()), accuracy_int8=float((p8 == y).mean()), agreement=float((p32 == p8).mean()))
+    ov['written'] = bool(ov['accuracy_fp32'] - ov['accuracy_int8'] <= rep['max_drop'] + 1e-9)
+    rep['openvino'] = ov
+    (run/'int8.json').write_text(json.dumps(rep, indent=2))
+    if not ov['written']:
+        for f in (run/'model.int8.xml', run/'model.int8.bin'): f.unlink()
+    return ov
 
 # %% ../nbs/14a_deploy.ipynb #0572859a
 def noise_agreement(clf, x, grey_levels=0.5, bs=32, seed=0):

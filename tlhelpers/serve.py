@@ -10,17 +10,17 @@ import os
 from pathlib import Path
 import numpy as np
 os.environ.setdefault('GRADIO_ANALYTICS_ENABLED', 'False')  # no calls home
-RUNTIMES = ('torch', 'onnx', 'onnx-int8')
+RUNTIMES = ('torch', 'onnx', 'onnx-int8', 'openvino', 'openvino-int8')  # torch and runtime.RUNTIMES
 
 # %% ../nbs/14c_serve.ipynb #b8bb68f8
 def load_runtime(run, runtime='torch'):
-    "The model at `run` for `runtime`: 'torch' (the pickle-free bundle), 'onnx' or 'onnx-int8' (torch-free)"
+    "The model at `run` for `runtime`: 'torch' (the pickle-free bundle), or onnx, onnx-int8, openvino, openvino-int8 (torch-free)"
     if runtime not in RUNTIMES: raise ValueError(f"Unknown runtime {runtime!r}; choose one of {', '.join(RUNTIMES)}")
     if runtime == 'torch':
         from tlhelpers.inference import load_model
         return load_model(run)
-    from tlhelpers.runtime import OnnxClassifier
-    return OnnxClassifier(run, int8=runtime == 'onnx-int8')
+    from tlhelpers.runtime import load_classifier
+    return load_classifier(run, runtime)
 
 def example_images(run, n=2):
     "`n` validation images per class of the folder `run` was trained on (none if it cannot be found)"

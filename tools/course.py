@@ -127,9 +127,9 @@ def lesson_problems(path):
     return problems
 
 def _backs(values, num, pct):
-    "Does one of `values` (numbers a reader can see) round to the prose number `num` (a percentage when `pct`)?"
+    "Does one of `values` (numbers a reader can see, sign dropped: prose says 'lost 0.75 point' of a change of -0.75) round to the prose number `num` (a percentage when `pct`)?"
     d, x = len(num.split('.')[1]), float(num)
-    return any(round(v, d) == x or (pct and round(v * 100, d) == x) or (not pct and round(v / 100, d) == x) for v in values)
+    return any(round(v, d) == x or (pct and round(v * 100, d) == x) or (not pct and round(v / 100, d) == x) for v in map(abs, values))
 
 def _numbers(text): return {float(m) for m in NUMBER.findall(text)}
 
