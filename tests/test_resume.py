@@ -161,3 +161,31 @@ def test_ctrl_c_during_tlh_train_resumes_to_the_same_result(tmp_path):
     from tlhelpers.inference import load_model
     wa, wb = (load_model(tmp_path/d).model.state_dict() for d in ('whole', 'resumed'))
     assert all(torch.equal(wa[k], wb[k]) for k in wa)   # the same weights: the resumed run drew what the whole run drew
+
+SWALLOW = textwrap.dedent('''
+    import os, signal, sys, time
+    from fastai.test_utils import synth_learner
+    from fastai.learner import Callback
+    from contextlib import nullcontext
+    from tlhelpers.core import setup, catch_interrupts
+    class Swallow(Callback):
+        "Ctrl-C at the end of the first epoch, caught by a bare `except:` as fastai's recorder and fastcore's `true` do"
+        def after_epoch(self):
+            if self.epoch: return
+            try: os.kill(os.getpid(), signal.SIGINT); time.sleep(1)
+            except: pass
+    setup(bars=False)
+    learn = synth_learner(cbs=Swallow())
+    try:
+        with catch_interrupts() if sys.argv[1] == 'catch' else nullcontext(), learn.no_logging(): learn.fit(3)
+        print('FINISHED', learn.epoch)
+    except KeyboardInterrupt: print('INTERRUPTED', learn.epoch)
+''')
+
+def test_ctrl_c_a_library_swallows_still_stops_training():
+    "A real SIGINT caught by a bare `except:` mid-fit: Python's own handler lets the fit run on; under `catch_interrupts` it stops at the next epoch"
+    def run(mode):
+        r = subprocess.run([sys.executable, '-c', SWALLOW, mode], capture_output=True, text=True, timeout=120, env=dict(os.environ, CI='1'))
+        return r.stdout.strip().splitlines()[-1] if r.stdout.strip() else r.stderr[-2000:]
+    assert run('plain') == 'FINISHED 2'        # the interrupt is lost without catch_interrupts
+    assert run('catch') == 'INTERRUPTED 1'

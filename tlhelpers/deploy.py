@@ -4,7 +4,7 @@
 
 # %% auto #0
 __all__ = ['export_onnx', 'onnx_parity', 'random_images', 'calibration_files', 'quantize_int8', 'run_inventory', 'held_out',
-           'fp32_layers', 'quiet_nncf', 'quantize_nncf', 'top1', 'int8_check', 'qat_nncf', 'export_int8',
+           'fp32_layers', 'quiet_nncf', 'quantize_nncf', 'top1', 'compare', 'int8_check', 'qat_nncf', 'export_int8',
            'export_openvino', 'openvino_check', 'noise_agreement']
 
 # %% ../nbs/14a_deploy.ipynb #0d0514f5
@@ -19,17 +19,20 @@ from .inference import load_model
 from .runtime import OnnxClassifier, preprocess
 
 # %% ../nbs/14a_deploy.ipynb #ec166f6e
+def _to_onnx(net, path, size, opset=17, device='cpu'):
+    "Export `net` (its output: probabilities) to `path` with input `image` (batch, 3, size, size) and output `probs`, batch size free"
+    x0 = torch.zeros(2, 3, *size, device=device)
+    with torch.no_grad(), warnings.catch_warnings():  # the TorchScript exporter on purpose (dynamo=False): no deprecation notice
+        warnings.filterwarnings('ignore', message='You are using the legacy TorchScript-based ONNX export', category=DeprecationWarning)
+        torch.onnx.export(net, x0, path, input_names=['image'], output_names=['probs'],
+                          dynamic_axes={'image': {0: 'batch'}, 'probs': {0: 'batch'}}, opset_version=opset, dynamo=False)
+    return path
+
 def export_onnx(run, opset=17):
     "Write `run/model.onnx`: the bundle's network with a softmax, input `image` (batch, 3, size, size), output `probs`"
     run = Path(run)
     clf = load_model(run)
-    net = nn.Sequential(clf.model, nn.Softmax(1)).eval()
-    size = clf.config['size']
-    with torch.no_grad(), warnings.catch_warnings():  # the TorchScript exporter on purpose (dynamo=False): no deprecation notice
-        warnings.filterwarnings('ignore', message='You are using the legacy TorchScript-based ONNX export', category=DeprecationWarning)
-        torch.onnx.export(net, torch.zeros(2, 3, *size), run/'model.onnx', input_names=['image'], output_names=['probs'],
-                          dynamic_axes={'image': {0: 'batch'}, 'probs': {0: 'batch'}}, opset_version=opset, dynamo=False)
-    return run/'model.onnx'
+    return _to_onnx(nn.Sequential(clf.model, nn.Softmax(1)).eval(), run/'model.onnx', clf.config['size'], opset)
 
 # %% ../nbs/14a_deploy.ipynb #384acc12
 def onnx_parity(run, files, int8=False):
@@ -152,24 +155,26 @@ def top1(clf, x, bs=32):
     "The class `clf` (an `OnnxClassifier`) predicts for each preprocessed image of `x`, `bs` at a time"
     return np.concatenate([clf.run(x[i:i + bs]).argmax(1) for i in range(0, len(x), bs)])
 
+def compare(fp32, q, held):
+    "fp32 and int8 classifiers (`runtime`'s) on the held-out (files, labels): accuracy of each, top-1 agreement, classes int8 predicts, drop"
+    x, y = preprocess(held[0], fp32.config), np.array(held[1])
+    p32, p8 = top1(fp32, x), top1(q, x)
+    a32, a8 = float((p32 == y).mean()), float((p8 == y).mean())
+    return dict(n_images=len(y), accuracy_fp32=a32, accuracy_int8=a8, agreement=float((p32 == p8).mean()), drop=a32 - a8,
+                classes_predicted=int(len(set(p8.tolist()))), n_classes=len(fp32.vocab))
+
 def int8_check(run, held, max_drop=None, method='nncf', tried=()):
     "fp32 vs int8 on the held-out `held` (files, labels), written to `run/int8.json`; raise (removing the int8 model) if accuracy drops more than `max_drop`; `tried`: reports of methods that missed"
     import onnx
     run, max_drop = Path(run), get_settings().int8_max_drop if max_drop is None else max_drop
     fp32, q = OnnxClassifier(run), OnnxClassifier(run, int8=True)
-    x, y = preprocess(held[0], fp32.config), np.array(held[1])
-    p32, p8 = top1(fp32, x), top1(q, x)
-    kept = fp32_layers(onnx.load(run/'model.int8.onnx'))
-    rep = dict(method=method, n_images=len(y), accuracy_fp32=float((p32 == y).mean()), accuracy_int8=float((p8 == y).mean()),
-               agreement=float((p32 == p8).mean()), max_drop=max_drop, classes_predicted=int(len(set(p8.tolist()))),
-               n_classes=len(fp32.vocab), layers_fp32=kept)
-    rep['drop'] = rep['accuracy_fp32'] - rep['accuracy_int8']
+    rep = dict(method=method, **compare(fp32, q, held), max_drop=max_drop, layers_fp32=fp32_layers(onnx.load(run/'model.int8.onnx')))
     rep['written'] = bool(rep['drop'] <= max_drop + 1e-9)
     rep['tried'] = [{k: t[k] for k in ('method', 'accuracy_int8', 'agreement', 'drop')} for t in tried]
     (run/'int8.json').write_text(json.dumps(rep, indent=2))
     if not rep['written']:
         (run/'model.int8.onnx').unlink()
-        raise ValueError(f"int8 ({method}) loses {rep['drop']:.1%} of accuracy on {len(y)} held-out images (fp32 {rep['accuracy_fp32']:.3f}, "
+        raise ValueError(f"int8 ({method}) loses {rep['drop']:.1%} of accuracy on {rep['n_images']} held-out images (fp32 {rep['accuracy_fp32']:.3f}, "
                          f"int8 {rep['accuracy_int8']:.3f}, {rep['classes_predicted']} of {rep['n_classes']} classes predicted), over the "
                          f"{max_drop:.1%} allowed: no int8 model written (see {run/'int8.json'}); use the fp32 model.onnx")
     return rep
@@ -216,11 +221,9 @@ def qat_nncf(run, files, train_files, epochs=None, n=None, lr=1e-5, bs=32, seed=
     q.eval()
     x0 = torch.zeros(2, 3, *cfg['size'], device=dev)
     with torch.no_grad(), warnings.catch_warnings():
-        warnings.simplefilter('ignore')  # torchao's and the TorchScript exporter's notices
+        warnings.simplefilter('ignore')  # torchao's notices
         net = nn.Sequential(nncf.strip(q, example_input=x0), nn.Softmax(1)).eval()  # PyTorch's fake quantizers: QDQ in ONNX
-        torch.onnx.export(net, x0, run/'model.int8.onnx', input_names=['image'], output_names=['probs'],
-                          dynamic_axes={'image': {0: 'batch'}, 'probs': {0: 'batch'}}, opset_version=17, dynamo=False)
-    return run/'model.int8.onnx'
+        return _to_onnx(net, run/'model.int8.onnx', cfg['size'], device=dev)
 
 def export_int8(run, files, held, train_files=None, method='nncf', max_drop=None, qat='auto'):
     "int8 as `tlh export --int8` makes it: `method` nncf (accuracy control, then QAT on `train_files` if it misses and `qat` is 'auto'; `qat=True`: QAT alone) or ort; `int8_check`'s report"
@@ -258,10 +261,8 @@ def openvino_check(run, held, max_drop=None):
     rep = json.loads((run/'int8.json').read_text()) if (run/'int8.json').exists() else {}
     rep['max_drop'] = get_settings().int8_max_drop if max_drop is None else max_drop
     fp32, q = OpenVinoClassifier(run), OpenVinoClassifier(run, int8=True)
-    x, y = preprocess(held[0], fp32.config), np.array(held[1])
-    p32, p8 = top1(fp32, x), top1(q, x)
-    ov = dict(accuracy_fp32=float((p32 == y).mean()), accuracy_int8=float((p8 == y).mean()), agreement=float((p32 == p8).mean()))
-    ov['written'] = bool(ov['accuracy_fp32'] - ov['accuracy_int8'] <= rep['max_drop'] + 1e-9)
+    ov = {k: v for k, v in compare(fp32, q, held).items() if k in ('accuracy_fp32', 'accuracy_int8', 'agreement', 'drop')}
+    ov['written'] = bool(ov['drop'] <= rep['max_drop'] + 1e-9)
     rep['openvino'] = ov
     (run/'int8.json').write_text(json.dumps(rep, indent=2))
     if not ov['written']:
