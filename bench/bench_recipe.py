@@ -5,14 +5,15 @@ Full mode (TLH_QUICK is ignored), one `tlhelpers.recipe.recipe` run per dataset,
 run folder under runs/bench_recipe/. `inspection` is the synthetic grey, single-channel, 14:1 imbalanced set of notebook
 01 (`make_inspection_set`, made in a temporary folder; labels in a CSV), run as a user told by the imbalance warning
 would: `--class-weights --metric f1_macro`. `glyphs` is notebook 01's `make_glyph_set`: 40 classes of printed characters,
-30 grey scans each. Prints a table and appends it to bench/results/bench_recipe.md. Run it under `flock /tmp/heavy.lock` on a shared machine.
+30 grey scans each. `hard` is notebook 01's `make_hard_inspection_set` (3,000 images: thin defects on a woven texture under
+uneven light, two graded scratch classes, 55% `ok`), run with the defaults as a new user would. Prints a table and appends it to bench/results/bench_recipe.md. Run it under `flock /tmp/heavy.lock` on a shared machine.
 """
 import argparse, os, platform, tempfile, time
 os.environ.pop('TLH_QUICK', None)
 os.environ.setdefault('TLH_NO_BARS', '1')
 from pathlib import Path
 import pandas as pd, torch
-from tlhelpers.data import make_inspection_set, make_glyph_set
+from tlhelpers.data import make_inspection_set, make_glyph_set, make_hard_inspection_set
 from tlhelpers.recipe import recipe
 
 def runs(tmp, counts):
@@ -23,9 +24,12 @@ def runs(tmp, counts):
     def glyphs():
         d = Path(tmp)/'glyphs'
         return d if d.exists() else make_glyph_set(d, n_classes=40, n_per_class=30)
+    def hard():
+        d = Path(tmp)/'hard'
+        return d if (d/'labels.csv').exists() else make_hard_inspection_set(d)
     imb = dict(csv='labels.csv', class_weights=True, metric='f1_macro')
     return {'flowers': (lambda: 'flowers', {}), 'hymenoptera': (lambda: 'hymenoptera', {}), 'inspection': (insp, imb),
-            'glyphs': (glyphs, {})}
+            'glyphs': (glyphs, {}), 'hard': (hard, dict(csv='labels.csv'))}
 
 def main(names, counts):
     rows = []
@@ -57,7 +61,7 @@ def main(names, counts):
 
 if __name__ == '__main__':
     p = argparse.ArgumentParser(description=__doc__.split('\n')[0])
-    p.add_argument('--datasets', nargs='+', default=['flowers', 'hymenoptera', 'inspection', 'glyphs'])
+    p.add_argument('--datasets', nargs='+', default=['flowers', 'hymenoptera', 'inspection', 'glyphs', 'hard'])
     p.add_argument('--inspection-counts', type=int, nargs=4, default=[1400, 300, 200, 100], help='ok scratch spot crack images')
     a = p.parse_args()
     main(a.datasets, a.inspection_counts)

@@ -5,11 +5,11 @@
 # %% auto #0
 __all__ = ['DATASETS', 'MIN_SIDE', 'MAX_PIXELS', 'IMAGE_SIGNATURES', 'SKIP_COLUMNS', 'LABEL_PROBLEMS', 'IGNORED_KINDS',
            'VALID_NAMES', 'TRAIN_NAMES', 'TEST_NAMES', 'IMBALANCE_RATIO', 'ACTIVATION_FACTOR', 'FIX_ACTIONS',
-           'INSPECTION_CLASSES', 'GLYPHS', 'data_roots', 'download', 'locate', 'RGBImage', 'check_image',
-           'verify_images', 'summarize', 'non_image_files', 'skip_table', 'skip_summary', 'quarantine', 'test_folder',
-           'find_csv', 'read_labels', 'items_df', 'split_and_subsample', 'class_weights', 'check_items', 'check_fits',
-           'Inventory', 'inventory', 'get_dls', 'apply_fixes', 'plot_class_counts', 'plot_image_sizes',
-           'make_inspection_set', 'make_glyph_set']
+           'INSPECTION_CLASSES', 'GLYPHS', 'HARD_INSPECTION_CLASSES', 'data_roots', 'download', 'locate', 'RGBImage',
+           'check_image', 'verify_images', 'summarize', 'non_image_files', 'skip_table', 'skip_summary', 'quarantine',
+           'test_folder', 'find_csv', 'read_labels', 'items_df', 'split_and_subsample', 'class_weights', 'check_items',
+           'check_fits', 'Inventory', 'inventory', 'get_dls', 'apply_fixes', 'plot_class_counts', 'plot_image_sizes',
+           'make_inspection_set', 'make_glyph_set', 'make_hard_inspection_set']
 
 # %% ../nbs/01_data.ipynb #6a1647f4
 import os, shutil, warnings
@@ -501,4 +501,60 @@ def make_glyph_set(dest, n_classes=40, n_per_class=30, size=96, seed=0):
         (dest/name).mkdir(parents=True, exist_ok=True)
         for i in range(n_per_class):
             Image.fromarray(_glyph(rng, char, size).clip(0, 255).astype(np.uint8), mode='L').save(dest/name/f'{name}_{i:03d}.png')
+    return dest
+
+# %% ../nbs/01_data.ipynb #a2910369
+HARD_INSPECTION_CLASSES = ('ok', 'scratch', 'scratch_deep', 'crack', 'pits')
+
+def _weave(rng, size):
+    "A regular structure (two gratings at a random angle and period), grain and uneven light (a gradient, a hot spot); float 0..255"
+    yy, xx = np.mgrid[0:size, 0:size].astype(np.float32)
+    a, per = rng.uniform(0, np.pi), rng.uniform(5, 9) * size / 192
+    u, v = xx * np.cos(a) + yy * np.sin(a), -xx * np.sin(a) + yy * np.cos(a)
+    tex = rng.uniform(6, 12) * (np.sin(2 * np.pi * u / per) + rng.uniform(0.4, 1) * np.sin(2 * np.pi * v / (per * rng.uniform(0.8, 1.3))))
+    grain = gaussian_filter(rng.normal(0, rng.uniform(8, 14), (size, size)), 0.8)
+    g, c = rng.normal(size=2) * 25 / size, rng.uniform(0.2, 0.8, 2) * size
+    light = g[0] * (xx - size / 2) + g[1] * (yy - size / 2)
+    light += rng.uniform(-25, 25) * np.exp(-((xx - c[0])**2 + (yy - c[1])**2) / (2 * (rng.uniform(0.2, 0.5) * size)**2))
+    return rng.uniform(90, 160) + tex + grain + light
+
+def _thin_defect(rng, size, kind, severity=0.):
+    "A mask (float 0..1) and signed contrast for one thin defect of `kind`; a scratch's `severity` (0..1) sets its length and contrast"
+    m = Image.new('L', (size, size)); d = ImageDraw.Draw(m)
+    if kind == 'scratch':
+        c, a, l = rng.uniform(0.25, 0.75, 2) * size, rng.uniform(0, np.pi), (0.12 + 0.45 * severity) * size
+        d.line([tuple(c - l / 2 * np.r_[np.cos(a), np.sin(a)]), tuple(c + l / 2 * np.r_[np.cos(a), np.sin(a)])], fill=255, width=1)
+        contrast = (25 + 35 * severity) * rng.choice([-1, 1])
+    elif kind == 'crack':
+        p, a = rng.uniform(0.3, 0.7, 2) * size, rng.uniform(0, 2 * np.pi)
+        pts = [tuple(p)]
+        for _ in range(rng.integers(5, 10)):
+            a += rng.normal(0, 0.9); p = p + rng.uniform(2, 5) * size / 128 * np.r_[np.cos(a), np.sin(a)]; pts.append(tuple(p))
+        d.line(pts, fill=255, width=1)
+        contrast = -rng.uniform(35, 55)
+    else:  # pits: a small cluster of dots
+        c = rng.uniform(0.25, 0.75, 2) * size
+        for _ in range(rng.integers(3, 7)):
+            q, r = c + rng.normal(0, 0.04 * size, 2), rng.uniform(1, 2) * size / 192
+            d.ellipse([q[0] - r, q[1] - r, q[0] + r, q[1] + r], fill=255)
+        contrast = -rng.uniform(40, 60)
+    return gaussian_filter(np.asarray(m, np.float32) / 255, 0.7), contrast
+
+def make_hard_inspection_set(dest, n=3000, size=192, shares=(0.55, 0.2, 0.08, 0.1, 0.07), seed=0):
+    "A hard synthetic grey inspection set in `dest`: thin defects on a woven texture under uneven light, two graded scratch classes; PNGs in one folder, labels in `labels.csv`"
+    if len(shares) != len(HARD_INSPECTION_CLASSES): raise ValueError(f'shares: one per class of {HARD_INSPECTION_CLASSES}')
+    dest, rng = Path(dest), np.random.default_rng(seed)
+    (dest/'images').mkdir(parents=True, exist_ok=True)
+    counts, rows = np.maximum(1, np.round(np.array(shares) / sum(shares) * n)).astype(int), []
+    for kind, k in zip(HARD_INSPECTION_CLASSES, counts):
+        for i in range(k):
+            img = _weave(rng, size)
+            if kind != 'ok':  # severities of the two scratch grades overlap in 0.45..0.55: near it the label is a guess
+                sev = rng.uniform(0.2, 0.55) if kind == 'scratch' else rng.uniform(0.45, 0.9) if kind == 'scratch_deep' else 0.
+                mask, contrast = _thin_defect(rng, size, 'scratch' if kind.startswith('scratch') else kind, sev)
+                img = img + contrast * mask
+            f = f'images/{kind}_{i:04d}.png'
+            Image.fromarray(img.clip(0, 255).astype(np.uint8), mode='L').save(dest/f)
+            rows.append((f, kind))
+    pd.DataFrame(rows, columns=['filename', 'label']).sample(frac=1, random_state=seed).to_csv(dest/'labels.csv', index=False)
     return dest
