@@ -87,7 +87,14 @@ def seed_everything(seed=None):
     return seed
 
 # %% ../nbs/00_core.ipynb #3b65a47c
-INTERRUPTED = threading.Event()  # set by `catch_interrupts`' handler on Ctrl-C
+class _Flag:
+    "A flag a signal handler sets: a plain bool, which pickles (a `threading.Event` holds a lock), so learners holding `StopOnInterrupt` still export"
+    value = False
+    def set(self): self.value = True
+    def clear(self): self.value = False
+    def is_set(self): return self.value
+
+INTERRUPTED = _Flag()  # set by `catch_interrupts`' handler on Ctrl-C
 
 class StopOnInterrupt(Callback):
     "Raise `KeyboardInterrupt` at the next batch or epoch boundary once Ctrl-C was pressed under `catch_interrupts`, even if a library swallowed the first one"
@@ -138,7 +145,8 @@ def setup(seed=None, bars=None):
         local = int(os.environ.get('LOCAL_WORLD_SIZE') or os.environ.get('OMPI_COMM_WORLD_LOCAL_SIZE') or 1)
         torch.set_num_threads(int(os.environ.get('OMP_NUM_THREADS') or 0) or max(1, (os.cpu_count() or 1) // local))
     bars = not in_ci() if bars is None else bars
-    cbs = [c for c in defaults.callbacks if c not in (ProgressCallback, EpochLog, StopOnInterrupt)]
+    ours = ('ProgressCallback', 'EpochLog', 'StopOnInterrupt')  # by name: a notebook that defines them anew (00_core) leaves no stale copy
+    cbs = [c for c in defaults.callbacks if getattr(c, '__name__', None) not in ours]
     defaults.callbacks = cbs + [ProgressCallback if bars and not rank_distrib() else EpochLog, StopOnInterrupt]
     return s
 
