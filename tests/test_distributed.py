@@ -22,7 +22,7 @@ def test_two_cpu_processes_train_one_model_and_resume(tmp_path, hymenoptera):
     assert set(rank_digests(again.stdout).values()) == set(digests.values())  # and the same weights
 
 def test_two_cpu_processes_run_the_recipe_and_resume(tmp_path):
-    "Grey, imbalanced images far from ImageNet: the probe runs too; every stage is decided alike in both processes, reported once"
+    "Grey, imbalanced images far from ImageNet: the race runs too; every stage is decided alike in both processes, reported once"
     from tlhelpers.data import make_inspection_set
     insp, ck = make_inspection_set(tmp_path/'insp', counts=(42, 9, 6, 3), size=64), tmp_path/'ck'
     args = ['recipe', insp, '--csv', 'labels.csv', '--metric', 'f1_macro', '--quick', '--bs', 4, '--checkpoint', ck]
@@ -34,7 +34,7 @@ def test_two_cpu_processes_run_the_recipe_and_resume(tmp_path):
     assert [p.name for p in (tmp_path/'runs').iterdir()] == ['rec']
     m = json.loads((tmp_path/'runs'/'rec'/'metrics.json').read_text())
     assert (m['processes'], m['same_weights']) == (2, True)
-    assert len(m['adapt']['probe']) > 1                              # the probe's short fits ran data-parallel too
+    assert len(m['adapt']['candidates']) == 4 and m['adapt']['halved'] == [1, 2]   # the race's fits ran data-parallel too
     assert {'report.md', 'stages.csv', 'model.safetensors', 'lr_find.png'} <= {p.name for p in (tmp_path/'runs'/'rec').iterdir()}
     again = launch([*args, '--out', tmp_path/'runs'/'again'], timeout=900)   # resumed: nothing left to train
     assert again.returncode == 0, again.stdout[-3000:] + again.stderr[-3000:]

@@ -194,12 +194,13 @@ def _parser():
     common(ev, 'runs/evaluate')
     for c in (pr, ev): c.add_argument('--unsafe-pickle', action='store_true',
                                       help='allow loading a pickled learner (runs code from the file: trusted files only)')
-    r = sub.add_parser('recipe', help='test set aside, lr find, baseline, adapt, fine-tune through sizes, TTA, optional ensemble; '
+    r = sub.add_parser('recipe', help='test set aside, lr find, baseline, a race of fine-tuning settings planned to --minutes, TTA, optional ensemble; '
                                       'keeps the best stage on validation and reports it on test')
     r.add_argument('data', help=data_help)
     r.add_argument('--arch', help='timm backbone (default: recipe_arch setting)')
     r.add_argument('--sizes', type=number(lo=MIN_SIZE), nargs='+', help='progressive image sizes (default: progressive_sizes setting)')
-    r.add_argument('--epochs', type=number(), help='epochs per size (default: progressive_epochs setting)')
+    r.add_argument('--minutes', type=number(float, 0, above=True), help='time budget: epochs are planned to fit it on this machine (default: recipe_minutes setting)')
+    r.add_argument('--epochs', type=number(), help='epochs per size, instead of planning them to the budget')
     r.add_argument('--lr', type=number(float, 0, above=True), help="learning rate (default: the lr finder's median valley)")
     r.add_argument('--ft-lr', type=number(float, 0, above=True), help='learning rate of the fine-tuning stages (default: as --lr)')
     r.add_argument('--metric', choices=('accuracy', 'f1_macro', 'balanced_accuracy'),
@@ -299,7 +300,7 @@ def _run(args):
         from tlhelpers.recipe import recipe
         recipe(args.data, out=args.out, arch=args.arch, sizes=args.sizes, epochs=args.epochs, lr=args.lr, ft_lr=args.ft_lr, ensemble=args.ensemble,
                arch2=args.arch2, bs=args.bs, csv=args.csv, checkpoint=args.checkpoint, metric=args.metric,
-               class_weights=args.class_weights, fixes=args.fixes)
+               class_weights=args.class_weights, fixes=args.fixes, minutes=args.minutes)
     elif args.cmd == 'search': search(args.data, args.kind, args.trials, args.storage, args.study, args.out, args.finetune)
     elif args.cmd == 'audit':
         from tlhelpers.audit import audit

@@ -101,7 +101,7 @@ class StopOnInterrupt(Callback):
     order = -50
     def _check(self):
         if INTERRUPTED.is_set(): raise KeyboardInterrupt
-    before_batch = after_batch = before_epoch = after_epoch = before_validate = _check
+    after_batch = before_epoch = before_validate = after_epoch = _check  # every batch, and where no batch runs
 
 @contextmanager
 def catch_interrupts():

@@ -460,23 +460,26 @@ def _defect(rng, size, kind):
     mask = gaussian_filter(np.asarray(m, np.float32) / 255, 0.6)
     return mask, rng.choice([-1, 1]) * rng.uniform(25, 45) if kind == 'scratch' else -rng.uniform(30, 50)
 
+def _write_labelled_set(dest, classes, counts, draw, seed):
+    "`counts` grey images of each of `classes`, drawn by `draw(rng, kind)`, as PNGs in `dest/images`; labels shuffled into `dest/labels.csv`"
+    dest, rng, rows = Path(dest), np.random.default_rng(seed), []
+    (dest/'images').mkdir(parents=True, exist_ok=True)
+    for kind, n in zip(classes, counts):
+        for i in range(n):
+            f = f'images/{kind}_{i:04d}.png'
+            Image.fromarray(draw(rng, kind).clip(0, 255).astype(np.uint8), mode='L').save(dest/f)
+            rows.append((f, kind))
+    pd.DataFrame(rows, columns=['filename', 'label']).sample(frac=1, random_state=seed).to_csv(dest/'labels.csv', index=False)
+    return dest
+
 def make_inspection_set(dest, counts=(700, 150, 100, 50), size=128, seed=0):
     "A synthetic grey-scale surface-inspection set in `dest`: single-channel PNGs in one folder, labels in `labels.csv`"
-    dest, rng = Path(dest), np.random.default_rng(seed)
-    (dest/'images').mkdir(parents=True, exist_ok=True)
-    rows = []
-    for kind, n in zip(INSPECTION_CLASSES, counts):
-        for i in range(n):
-            img = _surface(rng, size)
-            if kind != 'ok':
-                mask, contrast = _defect(rng, size, kind)
-                img = img + contrast * mask
-            f = f'images/{kind}_{i:04d}.png'
-            Image.fromarray(img.clip(0, 255).astype(np.uint8), mode='L').save(dest/f)
-            rows.append((f, kind))
-    df = pd.DataFrame(rows, columns=['filename', 'label']).sample(frac=1, random_state=seed)
-    df.to_csv(dest/'labels.csv', index=False)
-    return dest
+    def draw(rng, kind):
+        img = _surface(rng, size)
+        if kind == 'ok': return img
+        mask, contrast = _defect(rng, size, kind)
+        return img + contrast * mask
+    return _write_labelled_set(dest, INSPECTION_CLASSES, counts, draw, seed)
 
 
 # %% ../nbs/01_data.ipynb #a7e35a78
@@ -543,18 +546,12 @@ def _thin_defect(rng, size, kind, severity=0.):
 def make_hard_inspection_set(dest, n=3000, size=192, shares=(0.55, 0.2, 0.08, 0.1, 0.07), seed=0):
     "A hard synthetic grey inspection set in `dest`: thin defects on a woven texture under uneven light, two graded scratch classes; PNGs in one folder, labels in `labels.csv`"
     if len(shares) != len(HARD_INSPECTION_CLASSES): raise ValueError(f'shares: one per class of {HARD_INSPECTION_CLASSES}')
-    dest, rng = Path(dest), np.random.default_rng(seed)
-    (dest/'images').mkdir(parents=True, exist_ok=True)
-    counts, rows = np.maximum(1, np.round(np.array(shares) / sum(shares) * n)).astype(int), []
-    for kind, k in zip(HARD_INSPECTION_CLASSES, counts):
-        for i in range(k):
-            img = _weave(rng, size)
-            if kind != 'ok':  # severities of the two scratch grades overlap in 0.45..0.55: near it the label is a guess
-                sev = rng.uniform(0.2, 0.55) if kind == 'scratch' else rng.uniform(0.45, 0.9) if kind == 'scratch_deep' else 0.
-                mask, contrast = _thin_defect(rng, size, 'scratch' if kind.startswith('scratch') else kind, sev)
-                img = img + contrast * mask
-            f = f'images/{kind}_{i:04d}.png'
-            Image.fromarray(img.clip(0, 255).astype(np.uint8), mode='L').save(dest/f)
-            rows.append((f, kind))
-    pd.DataFrame(rows, columns=['filename', 'label']).sample(frac=1, random_state=seed).to_csv(dest/'labels.csv', index=False)
-    return dest
+    def draw(rng, kind):
+        img = _weave(rng, size)
+        if kind == 'ok': return img
+        # severities of the two scratch grades overlap in 0.45..0.55: near it the label is a guess
+        sev = rng.uniform(0.2, 0.55) if kind == 'scratch' else rng.uniform(0.45, 0.9) if kind == 'scratch_deep' else 0.
+        mask, contrast = _thin_defect(rng, size, 'scratch' if kind.startswith('scratch') else kind, sev)
+        return img + contrast * mask
+    counts = np.maximum(1, np.round(np.array(shares) / sum(shares) * n)).astype(int)
+    return _write_labelled_set(dest, HARD_INSPECTION_CLASSES, counts, draw, seed)

@@ -88,14 +88,14 @@ def size_plan(dls, sizes=None, epochs_per_size=None, bs=None, aug=None):
     return [(i, built[sz]) for i, (sz, k) in enumerate(zip(sizes, n)) for _ in range(k)]
 
 def progressive_fit(learn, sizes=None, epochs_per_size=None, lr=None, start=0, checkpoint=None, bs=None, aug=None, report=None,
-                    lr_mult=100, pct_start=0.25, div=25.0, frozen_stride=None):
+                    lr_mult=100, pct_start=0.25, div=25.0, frozen_stride=None, cbs=None):
     "One unfrozen one-cycle through `sizes` (resumable from epoch `start`); DataFrame of `EpochStats` rows with each epoch's `stage`"
     s = get_settings()
     frozen_stride = s.frozen_stride if frozen_stride is None else frozen_stride
     plan = size_plan(learn.dls, sizes, epochs_per_size, bs, aug)
     stats = EpochStats(report)
     fit_unfrozen(learn, len(plan), lr or s.lr, start, checkpoint, lr_mult, pct_start, div,
-                 cbs=[SizeSchedule(plan), stats] + ([FreezeEarly(frozen_stride)] if frozen_stride else []))
+                 cbs=[SizeSchedule(plan), stats] + ([FreezeEarly(frozen_stride)] if frozen_stride else []) + list(cbs or []))
     learn.dls = plan[-1][1]
     df = pd.DataFrame(stats.rows, columns=['epoch', 'size', 'seconds', 'accuracy', 'precision', 'recall', 'f1'])
     return df.assign(stage=[plan[e][0] for e in df.epoch])
