@@ -266,7 +266,6 @@ class StopAfter(Callback):
     def after_epoch(self):
         if self.epoch >= self.last: raise CancelFitException
 
-#| export
 @patch
 def race(self:Recipe, learn, model, ck):
     "Successive halving of `model`'s candidates on validation, each from the baseline's weights; leaves the winner in `learn`, returns its next epoch"
@@ -376,7 +375,6 @@ def _fit(self:Recipe, learn, model, cand, start, ck, report, cbs=()):
     progressive_fit(learn, plan['sizes'], plan['epochs'], self.ft_lr or self.state.lr, start, ck, bs=self.bs, aug=cand['aug'] or None,
                     report=report, lr_mult=cand['lr_mult'], frozen_stride=cand['frozen_stride'], cbs=list(cbs))
 
-#| export
 @patch
 def fine_tune(self:Recipe, learn, model, ck, start=0):
     "The race (unless done), then the winner's one-cycle on to the plan's last epoch, a stage per size; ends with the best stage's weights"
