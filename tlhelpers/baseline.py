@@ -19,15 +19,14 @@ from sklearn.metrics import accuracy_score, precision_recall_fscore_support, con
 from .core import get_settings, setup
 from .weights import timm_kwargs
 from .data import get_dls
-from .distributed import distribute, is_main
+from .distributed import distribute, is_main, bare_model
 
 # %% ../nbs/02_baseline.ipynb #cd850411
 class BNStatsFrozen(Callback):
     "Keep the body's batch-norm layers in eval mode while training, so their running statistics stay as pretrained"
     order = 1  # after TrainEvalCallback has put the model in train mode
     def before_train(self):
-        model = getattr(self.learn.model, 'module', self.learn.model)  # unwrapped from DDP (notebook 17)
-        for m in model[0].modules():
+        for m in bare_model(self.learn)[0].modules():  # the model inside DDP, if any (notebook 17)
             if isinstance(m, nn.modules.batchnorm._BatchNorm): m.eval()
 
 def cpu_bf16_fast():

@@ -4,7 +4,8 @@
 
 # %% auto #0
 __all__ = ['is_main', 'GlooDistributedDL', 'rank_seed', 'DDPTrainer', 'init_processes', 'distribute', 'alone', 'weights_digest',
-           'same_weights', 'end_data_parallel', 'from_main', 'accelerate_cmd', 'launch', 'rank_digests']
+           'same_weights', 'end_data_parallel', 'from_main', 'bare_model', 'copy_weights', 'load_weights',
+           'accelerate_cmd', 'launch', 'rank_digests']
 
 # %% ../nbs/17_scaling_out.ipynb #f2383088
 import hashlib, os, re, shutil, subprocess, sys, tempfile
@@ -15,6 +16,7 @@ import torch, torch.distributed as dist
 from fastai.distributed import DistributedDL, DistributedTrainer
 from fastai.torch_core import num_distrib, rank_distrib, set_seed
 from accelerate import PartialState
+from accelerate.utils import extract_model_from_parallel
 from .cli import launched
 
 # %% ../nbs/17_scaling_out.ipynb #e3175df7
@@ -85,6 +87,19 @@ def from_main(obj):
     objs = [obj]
     dist.broadcast_object_list(objs, 0)
     return objs[0]
+
+# %% ../nbs/17_scaling_out.ipynb #56be26fe
+def bare_model(learn):
+    "`learn`'s model, unwrapped from DDP in a data-parallel run (Accelerate's `extract_model_from_parallel`): the one a checkpoint holds"
+    return extract_model_from_parallel(learn.model)
+
+def copy_weights(learn):
+    "A copy of every parameter and buffer of `learn`'s model, as one process holds them (no DDP prefix)"
+    return {k: v.clone() for k, v in bare_model(learn).state_dict().items()}
+
+def load_weights(learn, weights):
+    "Load `weights` (from `copy_weights` or a checkpoint) into `learn`'s model, inside DDP if it is wrapped"
+    bare_model(learn).load_state_dict(weights)
 
 # %% ../nbs/17_scaling_out.ipynb #2c8c5dcb
 def accelerate_cmd(tlh_args, processes=2, cpu=True, hostfile=None):

@@ -30,7 +30,7 @@ from .tta import flip_predict
 from .ensemble import average_blend
 from .evaluation import evaluation_report, write_report, md_table, compare_preds, plot_cams
 from .inference import export
-from .distributed import init_processes, is_main, end_data_parallel, alone, from_main
+from .distributed import init_processes, is_main, end_data_parallel, alone, from_main, bare_model, copy_weights, load_weights
 
 # %% ../nbs/15_recipe.ipynb #b5e04d12
 METRICS = ('accuracy', 'f1_macro', 'balanced_accuracy')
@@ -159,9 +159,8 @@ class BatchTimer(Callback):
 
 def epoch_costs(learn, sizes, bs=None, n_batches=3):
     "Seconds per image of `learn`'s own training loop (whole body unfrozen) and of validation at each of `sizes`, timed here; `learn` is left as it was"
-    net = getattr(learn.model, 'module', learn.model)  # several processes (notebook 17): the model inside DDP
-    params, own_dls, own_opt = list(net.parameters()), learn.dls, learn.opt
-    keep, req, out = {k: v.clone() for k, v in net.state_dict().items()}, [p.requires_grad for p in params], {}
+    params, own_dls, own_opt = list(bare_model(learn).parameters()), learn.dls, learn.opt  # several processes: the model inside DDP
+    keep, req, out = copy_weights(learn), [p.requires_grad for p in params], {}
     try:
         for size in sizes:
             learn.dls, learn.opt, timer = dls_at_size(own_dls, size, bs=bs), None, BatchTimer(n_batches)
@@ -170,8 +169,13 @@ def epoch_costs(learn, sizes, bs=None, n_batches=3):
             out[size] = {k: timer.per_image(k) for k in ('train', 'valid')}
     finally:
         for p, r in zip(params, req): p.requires_grad_(r)
-        getattr(learn.model, 'module', learn.model).load_state_dict(keep); learn.dls, learn.opt = own_dls, own_opt
+        load_weights(learn, keep); learn.dls, learn.opt = own_dls, own_opt
     return out
+
+def _split_epochs(n, sizes):
+    "`n` epochs shared out over `sizes` in order, the first ones taking the remainder; sizes left with none dropped: (sizes, epochs)"
+    per = [n // len(sizes) + (i < n % len(sizes)) for i in range(len(sizes))]
+    return [sz for sz, k in zip(sizes, per) if k], [k for k in per if k]
 
 def plan_budget(seconds, costs, sizes, n_train, n_valid, n_test, n_cands, eta=2, max_epochs=None, margin=0.9):
     "Sizes and epochs of the winner's one-cycle so that the race of `n_cands`, that cycle and the final predictions fit in `margin` x `seconds`"
@@ -182,8 +186,8 @@ def plan_budget(seconds, costs, sizes, n_train, n_valid, n_test, n_cands, eta=2,
     race, end = lost * epoch[sizes[0]], 3 * (n_valid + n_test) * costs[sizes[-1]]['valid'] + 30  # end: mirror TTA, test, report
     lo, per_epoch = (rungs[-1] if rungs else 0) + 1, max(float(np.mean([epoch[sz] for sz in sizes])), 1e-3)  # a tiny set: no zero
     n = int(np.clip((margin * seconds - race - end) // per_epoch, lo, max(lo, max_epochs)))  # margin: what the timing misses
-    per = [n // len(sizes) + (i < n % len(sizes)) for i in range(len(sizes))]
-    return dict(sizes=[sz for sz, k in zip(sizes, per) if k], epochs=[k for k in per if k], rungs=rungs,
+    planned, per = _split_epochs(n, sizes)
+    return dict(sizes=planned, epochs=per, rungs=rungs,
                 budget_seconds=round(seconds), epoch_seconds={sz: round(v, 1) for sz, v in epoch.items()},
                 race_seconds=round(race), end_seconds=round(end), fits=bool(margin * seconds - race - end >= lo * per_epoch))
 
@@ -193,8 +197,7 @@ def stretch_plan(plan, sizes, done, epoch_seconds, seconds_left, margin=0.9, max
     cost = {int(k): v for k, v in plan['epoch_seconds'].items()}
     per_epoch = max(float(np.mean([epoch_seconds * cost[sz] / max(cost[sizes[0]], 1e-3) for sz in sizes])), 1e-3)
     n = int(np.clip(done + (margin * seconds_left - plan['end_seconds']) // per_epoch, sum(plan['epochs']), max(sum(plan['epochs']), max_epochs)))
-    per = [n // len(sizes) + (i < n % len(sizes)) for i in range(len(sizes))]
-    return [sz for sz, k in zip(sizes, per) if k], [k for k in per if k]
+    return _split_epochs(n, sizes)
 
 # %% ../nbs/15_recipe.ipynb #fd28d401
 class Recipe:
@@ -246,7 +249,7 @@ def keep_if_best(self:Recipe, learn, model, stage, probs, targs):
     score = self.state.record(stage, probs, targs)[self.metric]
     best = self.state.best.get(model)
     if best is None or score > best['score']:
-        torch.save(getattr(learn.model, 'module', learn.model).state_dict(), self.work/f'best-{model}.pth')  # unwrapped from DDP (17)
+        torch.save(bare_model(learn).state_dict(), self.work/f'best-{model}.pth')  # unwrapped from DDP (17)
         self.state.best[model] = dict(stage=stage, score=score); self.state.save()
 
 @patch
@@ -270,14 +273,14 @@ class StopAfter(Callback):
 def race(self:Recipe, learn, model, ck):
     "Successive halving of `model`'s candidates on validation, each from the baseline's weights; leaves the winner in `learn`, returns its next epoch"
     plan = self.state.adapt[model]
-    cands, ends, start_w, mem = {c['name']: c for c in plan['candidates']}, self._ends(model), self._weights(learn), {}
+    cands, ends, start_w, mem = {c['name']: c for c in plan['candidates']}, self._ends(model), copy_weights(learn), {}
     def train(name, upto):
         cdir, work, curve = (ck or self.work)/'race'/name, self.work/'race'/name, plan['curves'][name]
         if is_main(): cdir.mkdir(parents=True, exist_ok=True)
         work.mkdir(parents=True, exist_ok=True)
-        learn.opt = None; self._load(learn, start_w)
+        learn.opt = None; load_weights(learn, start_w)
         if name in mem:  # trained in this run: its weights and optimizer from memory
-            w, opt, start = mem[name]; self._load(learn, w); learn.create_opt(); learn.opt.load_state_dict(opt)
+            w, opt, start = mem[name]; load_weights(learn, w); learn.create_opt(); learn.opt.load_state_dict(opt)
         else:  # fresh, or trained before a kill: its checkpoint
             stage, start = resume_point(cdir, learn)
             if stage != 'unfrozen': start = 0; seed_everything()  # every candidate starts from the same weights and random draws
@@ -286,10 +289,10 @@ def race(self:Recipe, learn, model, ck):
                 curve[str(row['epoch'])] = dict(score=scores(targs, probs)[self.metric], size=row['size'], accuracy=row['accuracy'],
                                                 seconds=round(row['seconds'], 1))
                 if row['epoch'] in ends:  # a size ends inside the race: kept, in case this candidate wins
-                    np.save(work/f"valid-{row['epoch']}.npy", probs); torch.save(self._weights(learn), work/f"model-{row['epoch']}.pth")
+                    np.save(work/f"valid-{row['epoch']}.npy", probs); torch.save(copy_weights(learn), work/f"model-{row['epoch']}.pth")
                 self.state.save()
             self._fit(learn, model, cands[name], start, cdir, report, cbs=[StopAfter(upto - 1)])
-        mem[name] = (self._weights(learn), copy.deepcopy(learn.opt.state_dict()), max(start, min(upto, sum(plan['epochs']))))
+        mem[name] = (copy_weights(learn), copy.deepcopy(learn.opt.state_dict()), max(start, min(upto, sum(plan['epochs']))))
     for r in plan['rungs']:
         r = min(r, sum(plan['epochs']))
         for name in plan['live']: train(name, r)
@@ -310,12 +313,6 @@ def race(self:Recipe, learn, model, ck):
     return self._promote(learn, model, ck, mem, last)
 
 @patch
-def _weights(self:Recipe, learn): return {k: v.clone() for k, v in getattr(learn.model, 'module', learn.model).state_dict().items()}
-
-@patch
-def _load(self:Recipe, learn, w): getattr(learn.model, 'module', learn.model).load_state_dict(w)  # inside DDP, if any (notebook 17)
-
-@patch
 def _promote(self:Recipe, learn, model, ck, mem, last):
     "The winner's race epochs into the epoch log and its size stages; its weights into `learn` and checkpoint into `ck`"
     plan = self.state.adapt[model]; w = plan['winner']
@@ -324,11 +321,11 @@ def _promote(self:Recipe, learn, model, ck, mem, last):
         self.state.log_epoch(learn.arch_name, dict(epoch=int(e), size=row['size'], accuracy=row['accuracy']))
     for e, stage in self._ends(model).items():
         if e < last and stage not in self.state.stages and (work/f'valid-{e}.npy').exists():
-            self._load(learn, torch.load(work/f'model-{e}.pth', weights_only=True))
+            load_weights(learn, torch.load(work/f'model-{e}.pth', weights_only=True))
             self.keep_if_best(learn, model, stage, np.load(work/f'valid-{e}.npy'), self.targs)
     if last == 0: return 0  # one candidate: no race
     learn.opt = None
-    if w in mem: weights, opt, start = mem[w]; self._load(learn, weights); learn.create_opt(); learn.opt.load_state_dict(opt)
+    if w in mem: weights, opt, start = mem[w]; load_weights(learn, weights); learn.create_opt(); learn.opt.load_state_dict(opt)
     else: _, start = resume_point(cdir, learn)
     if ck and is_main():
         for f in ('ckpt.pth', 'rng.pth', 'state.json'): shutil.copy(cdir/f, ck/f'{f}.tmp'); (ck/f'{f}.tmp').replace(ck/f)
@@ -387,7 +384,7 @@ def fine_tune(self:Recipe, learn, model, ck, start=0):
         if row['epoch'] in ends: self.keep_if_best(learn, model, ends[row['epoch']], probs, targs)
     self._fit(learn, model, {c['name']: c for c in plan['candidates']}[plan['winner']], start, ck, report)
     best = self.work/f'best-{model}.pth'  # saved in this run, else in the checkpoint folder by the run resumed
-    self._load(learn, torch.load(best if best.exists() else self.ck/best.name, weights_only=True))
+    load_weights(learn, torch.load(best if best.exists() else self.ck/best.name, weights_only=True))
     return learn
 
 @patch
@@ -461,7 +458,7 @@ def _race_section(plan, baseline, metric):
         said += (f"Budget {plan['minutes']:g} min, {_dur(plan['budget_seconds'])} of it left for fine-tuning after the baseline. Measured here, an epoch "
                  f"costs {', '.join(f'{_dur(v)} at {k} px' for k, v in plan['epoch_seconds'].items())}; the race's dropped candidates "
                  f"{_dur(plan['race_seconds'])}; TTA, test and report about {_dur(plan['end_seconds'])}. ")
-        if not plan['fits']: said += "**The budget was too small for this plan; the race still ran to its last rung.** "
+        if not plan['fits']: said += "**The budget was too small even for the race's rungs; they still ran, to the last one.** "  # true after a stretch too
     said += f"Plan: {' + '.join(f'{e} x {s} px' for s, e in zip(plan['sizes'], plan['epochs']))} epochs, one one-cycle. "
     if len(plan['candidates']) > 1:
         said += (f"Each candidate trained from the baseline's weights under the whole plan's schedule; after epoch{'s' * (len(plan['halved']) > 1)} "
