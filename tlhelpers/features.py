@@ -81,9 +81,9 @@ def cached_features(learn, df=None, size=None, bs=64, cache=True):
             with open(tmp, 'wb') as f: np.savez(f, x=x, fname=df.fname.astype(str).values)
             tmp.replace(path)  # atomic: an interrupted run never leaves half a cache file
         return x
-    if hit: x = np.load(path)['x']
-    elif cache and num_distrib() > 1:  # several processes (notebook 17): the main one extracts and caches, the others then load
-        x = rank0_first(lambda: np.load(path)['x'] if path.is_file() else extract())
+    if cache and num_distrib() > 1:  # several processes (notebook 17): the main one extracts and caches, the others then load;
+        x = rank0_first(lambda: np.load(path)['x'] if path.is_file() else extract())  # all pass its barrier, hit or not
+    elif hit: x = np.load(path)['x']
     else: x = extract()
     vocab = list(learn.dls.vocab)
     y = df.label.astype(str).map({v: i for i, v in enumerate(vocab)}).values
