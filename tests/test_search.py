@@ -75,18 +75,19 @@ def test_two_workers_share_a_grid_on_postgres_and_survive_a_kill(tmp_path, postg
     import optuna
     from optuna.trial import TrialState
     a, b = (_worker(postgres_url, tmp_path/n, tmp_path/f'cache-{n}') for n in 'ab')
+    storage = optuna.storages.RDBStorage(postgres_url)  # one connection pool: a storage per poll leaks connections until the server refuses
     t0 = time.time()
     while True:  # wait until both workers are inside a trial, then kill one of them
-        try: trials = optuna.load_study(study_name='s', storage=postgres_url).trials
+        try: trials = optuna.load_study(study_name='s', storage=storage).trials
         except KeyError: trials = []  # the study is not created yet
         if sum(t.state == TrialState.COMPLETE for t in trials) >= 2 and sum(t.state == TrialState.RUNNING for t in trials) == 2: break
         assert a.poll() is None and b.poll() is None, f'a worker exited early: {(a.stderr.read() if a.poll() is not None else b.stderr.read())[-2000:]}'
         assert time.time() - t0 < 300, 'search too slow'
-        time.sleep(0.1)
+        time.sleep(0.2)
     a.send_signal(signal.SIGKILL); a.communicate()
     out, err = b.communicate(timeout=300)
     assert b.returncode == 0, err[-2000:]
-    study = optuna.load_study(study_name='s', storage=postgres_url)
+    study = optuna.load_study(study_name='s', storage=storage)
     complete = [t for t in study.trials if t.state == TrialState.COMPLETE]
     cells = {tuple(sorted(t.params.items())) for t in complete}
     assert len(complete) == len(cells) == 10                         # every cell completed, none twice
