@@ -4,7 +4,9 @@ system's, driven by playwright) with the right class."""
 import json, os, shutil, socket, subprocess, sys, time
 from pathlib import Path
 import numpy as np, pandas as pd, pytest
+import openvino
 from tlhelpers.data import items_df, locate
+from tlhelpers.deploy import ir_fp32_layers
 
 TLH = str(Path(sys.executable).parent/'tlh')
 ENV = dict(os.environ, TLH_QUICK='1', CI='1', GRADIO_ANALYTICS_ENABLED='False')
@@ -23,6 +25,9 @@ def model(tmp_path_factory):
     # images: on 64 held-out images one image is 1.6 points, and OpenVINO's int8 kernels round differently from onnxruntime's
     assert 'max |ONNX - PyTorch|' in r.stdout and (run/'model.onnx').exists() and (run/'model.int8.onnx').exists()
     assert all((run/f).exists() for f in ('model.xml', 'model.bin', 'model.int8.xml', 'model.int8.bin')), sorted(p.name for p in run.iterdir())
+    ov, every = json.loads((run/'int8.json').read_text())['openvino'], ir_fp32_layers(openvino.Core().read_model(run/'model.xml'))
+    assert f"agreement {ov['agreement']:.4f}, {len(ov['layers_fp32'])} layer(s) kept in fp32" in r.stdout, r.stdout  # what accuracy control kept
+    assert len(every) > 40 and set(ov['layers_fp32']) < set(every), (len(every), ov['layers_fp32'])  # the fp32 IR: every layer is fp32
     return run
 
 @pytest.fixture(scope='module')

@@ -170,6 +170,7 @@ d = { 'settings': {'branch': 'main', 'doc_baseurl': '/', 'doc_host': '', 'git_ur
                                   'tlhelpers.deploy.fp32_layers': ('deploy.html#fp32_layers', 'tlhelpers/deploy.py'),
                                   'tlhelpers.deploy.held_out': ('deploy.html#held_out', 'tlhelpers/deploy.py'),
                                   'tlhelpers.deploy.int8_check': ('deploy.html#int8_check', 'tlhelpers/deploy.py'),
+                                  'tlhelpers.deploy.ir_fp32_layers': ('deploy.html#ir_fp32_layers', 'tlhelpers/deploy.py'),
                                   'tlhelpers.deploy.noise_agreement': ('deploy.html#noise_agreement', 'tlhelpers/deploy.py'),
                                   'tlhelpers.deploy.onnx_parity': ('deploy.html#onnx_parity', 'tlhelpers/deploy.py'),
                                   'tlhelpers.deploy.openvino_check': ('deploy.html#openvino_check', 'tlhelpers/deploy.py'),

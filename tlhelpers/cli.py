@@ -139,7 +139,7 @@ def export_model(run, onnx=True, int8=False, calib=None, method='nncf', max_drop
             if not ov['written']: warnings.warn(f"OpenVINO's int8 model scores {ov['accuracy_int8']:.4f} against its fp32 {ov['accuracy_fp32']:.4f} on the "
                                               f"held-out images, over the tolerance: model.int8.xml not written (onnxruntime's int8 model is)")
             else: print(f"OpenVINO int8 on the same images: accuracy fp32 {ov['accuracy_fp32']:.4f}, int8 {ov['accuracy_int8']:.4f}, "
-                        f"agreement {ov['agreement']:.4f}")
+                        f"agreement {ov['agreement']:.4f}, {len(ov['layers_fp32'])} layer(s) kept in fp32")
         print('OpenVINO IR: ' + ', '.join(str(f) for f in written if f.exists()))
     return path
 

@@ -5,7 +5,7 @@
 # %% auto #0
 __all__ = ['export_onnx', 'onnx_parity', 'random_images', 'calibration_files', 'quantize_int8', 'run_inventory', 'held_out',
            'fp32_layers', 'quiet_nncf', 'quantize_nncf', 'top1', 'compare', 'int8_check', 'qat_nncf', 'export_int8',
-           'export_openvino', 'openvino_check', 'noise_agreement']
+           'export_openvino', 'ir_fp32_layers', 'openvino_check', 'noise_agreement']
 
 # %% ../nbs/14a_deploy.ipynb #0d0514f5
 import json, logging, warnings
@@ -254,8 +254,19 @@ def export_openvino(run, files=None, held=None, max_drop=None):
     elif (run/'model.int8.onnx').exists(): ov.save_model(ov.convert_model(run/'model.int8.onnx'), run/'model.int8.xml', compress_to_fp16=False)
     return [f for f in (run/'model.xml', run/'model.int8.xml') if f.exists()]
 
+def ir_fp32_layers(model):
+    "Names of the Convolution, GroupConvolution and MatMul operations of an OpenVINO model whose weights are not stored in int8 (kept in fp32)"
+    def weights(n):  # the weights' type: back through their dequantization (Convert, Subtract, Multiply) and reshapes to the constant
+        while n.get_type_name() in ('Convert', 'Subtract', 'Multiply', 'Reshape', 'Transpose', 'Unsqueeze', 'FakeQuantize'):
+            if n.get_type_name() == 'FakeQuantize': return 'i8'
+            n = n.input_value(0).get_node()
+        return n.get_element_type().get_type_name() if n.get_type_name() == 'Constant' else None  # None: not a weight
+    return [op.get_friendly_name() for op in model.get_ordered_ops()
+            if op.get_type_name() in ('Convolution', 'GroupConvolution', 'MatMul') and weights(op.input_value(1).get_node()) not in (None, 'i8', 'u8')]
+
 def openvino_check(run, held, max_drop=None):
-    "OpenVINO's fp32 and int8 IR on the held-out `held`, added to `run/int8.json` (`openvino`); the int8 IR removed if it misses `max_drop`"
+    "OpenVINO's fp32 and int8 IR on the held-out `held`, added to `run/int8.json` (`openvino`, with the layers kept in fp32); the int8 IR removed if it misses `max_drop`"
+    import openvino
     from tlhelpers.runtime import OpenVinoClassifier
     run = Path(run)
     rep = json.loads((run/'int8.json').read_text()) if (run/'int8.json').exists() else {}
@@ -263,6 +274,7 @@ def openvino_check(run, held, max_drop=None):
     fp32, q = OpenVinoClassifier(run), OpenVinoClassifier(run, int8=True)
     ov = {k: v for k, v in compare(fp32, q, held).items() if k in ('accuracy_fp32', 'accuracy_int8', 'agreement', 'drop')}
     ov['written'] = bool(ov['drop'] <= rep['max_drop'] + 1e-9)
+    ov['layers_fp32'] = ir_fp32_layers(openvino.Core().read_model(run/'model.int8.xml'))
     rep['openvino'] = ov
     (run/'int8.json').write_text(json.dumps(rep, indent=2))
     if not ov['written']:
