@@ -64,6 +64,13 @@ def test_train_writes_run_folder(work):
     assert cfg['vocab'] == ['ants', 'bees'] and cfg['n_out'] == 2 and len(cfg['mean']) == 3
     assert '| ants |' in (run/'report.md').read_text() and '![Grad-CAM](cams.png)' in (run/'report.md').read_text()
 
+def test_train_size_reaches_the_head_stage(work, tmp_path, main, monkeypatch):
+    "`--size` is every stage's size: the head's cached features are extracted at it too, not at the size setting"
+    monkeypatch.setenv('TLH_FEATURES_CACHE', str(tmp_path/'features'))
+    code, out, err = main('train', work/'data', '--size', 96, '--epochs', 0, '--out', tmp_path/'run')
+    assert code == 0, err
+    assert [p.stem.split('_')[-2] for p in (tmp_path/'features').glob('*.npz')] == ['96px'], sorted((tmp_path/'features').iterdir())
+
 def test_predict_csv(work):
     r = ok(tlh('predict', work/'runs'/'train', work/'new', cwd=work))
     assert 'broken.jpg' in r.stdout  # reported and skipped

@@ -27,7 +27,7 @@ def model(tmp_path_factory):
     assert all((run/f).exists() for f in ('model.xml', 'model.bin', 'model.int8.xml', 'model.int8.bin')), sorted(p.name for p in run.iterdir())
     ov, every = json.loads((run/'int8.json').read_text())['openvino'], ir_fp32_layers(openvino.Core().read_model(run/'model.xml'))
     assert f"agreement {ov['agreement']:.4f}, {len(ov['layers_fp32'])} layer(s) kept in fp32" in r.stdout, r.stdout  # what accuracy control kept
-    assert len(every) > 40 and set(ov['layers_fp32']) < set(every), (len(every), ov['layers_fp32'])  # the fp32 IR: every layer is fp32
+    assert len(every) > 40 and set(ov['layers_fp32']) <= set(every), (len(every), ov['layers_fp32'])  # the fp32 IR: every layer is fp32
     return run
 
 @pytest.fixture(scope='module')
@@ -226,6 +226,15 @@ def test_int8_falls_back_to_quantization_aware_training(model64, tmp_path, monke
     import onnx
     ops = {n.op_type for n in onnx.load(run/'model.int8.onnx').graph.node}
     assert {'QuantizeLinear', 'DequantizeLinear'} <= ops and 'FakeQuantize' not in ops, ops     # QDQ that onnxruntime runs
+
+def test_openvino_int8_without_accuracy_control_is_int8_throughout(model, tmp_path):
+    """NNCF's post-training int8 for OpenVINO without accuracy control: every layer with weights in int8, the IR under 1/2.5 of fp32's,
+    on any CPU (how many layers accuracy control then returns to fp32 depends on the CPU's int8 kernels: bench/results/bench_int8_hosts.md)"""
+    from tlhelpers.deploy import quantize_nncf, calibration_files
+    run = tmp_path/'run'; shutil.copytree(model, run)
+    quantize_nncf(run, calibration_files(run), None, backend='openvino')
+    assert ir_fp32_layers(openvino.Core().read_model(run/'model.int8.xml')) == []
+    assert (run/'model.int8.bin').stat().st_size < (run/'model.bin').stat().st_size / 2.5
 
 def test_export_qat_and_openvino_from_the_shell(model64, tmp_path):
     "`tlh export --int8 --qat --openvino`: QAT straight away, its report, OpenVINO's int8 measured beside onnxruntime's"

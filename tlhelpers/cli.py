@@ -36,7 +36,8 @@ def train(data, arch=None, size=None, bs=None, lr=None, epochs=None, freeze_epoc
     dls = get_dls(inv, size=size, bs=bs)
     loss = CrossEntropyLossFlat(weight=weights(dls.items, dls.vocab).to(dls.device)) if class_weights else None
     with run_dir(out) if is_main() else nullcontext() as run:
-        learn = fine_tune_fast(tl_learner(dls, arch, loss_func=loss), epochs=epochs, lr=lr, freeze_epochs=freeze_epochs, checkpoint=checkpoint)
+        learn = fine_tune_fast(tl_learner(dls, arch, loss_func=loss), epochs=epochs, lr=lr, freeze_epochs=freeze_epochs,
+                               size=size, checkpoint=checkpoint)  # the head's features at the size trained on
         end_data_parallel(learn)
         if not is_main(): return None, None
         info = dict(data=str(inv.root), csv=inv.csv and str(inv.csv), backbone=learn.arch_name, size=size or s.size, epochs=s.epochs if epochs is None else epochs,
