@@ -10,22 +10,25 @@ changes nothing): plain post-training int8 (no accuracy control) and its top-1 a
 accuracy control: layers kept in fp32, the IR's size, agreement. Prints a table and appends it to bench/results/bench_int8_hosts.md.
 Run it under `flock /tmp/heavy.lock` on a shared machine.
 """
-import argparse, json, os, platform, subprocess, sys, tempfile, time, warnings
+import argparse, json, os, subprocess, sys, tempfile, time, warnings
 from pathlib import Path
+
+def clean_env(**kw):
+    "This process's environment without the settings' mode and oneDNN's cap, plus `kw`"
+    e = {k: v for k, v in os.environ.items() if k not in ('TLH_QUICK', 'TLH_MODE', 'ONEDNN_MAX_CPU_ISA')}
+    return {**e, 'TLH_NO_BARS': '1', **kw}
 
 def one(model, run):
     "In this process (its instruction set fixed by the environment): plain int8 and accuracy-controlled int8 of `run`, as a dict"
-    import numpy as np, openvino as ov
-    from tlhelpers.deploy import export_onnx, held_out, calibration_files, quantize_nncf, export_openvino, openvino_check, ir_fp32_layers
-    from tlhelpers.runtime import OpenVinoClassifier, preprocess
+    import openvino as ov
+    from tlhelpers.deploy import export_onnx, held_out, calibration_files, quantize_nncf, export_openvino, openvino_check, ir_fp32_layers, compare
+    from tlhelpers.runtime import OpenVinoClassifier
     held, files = held_out(run), calibration_files(run)
     with warnings.catch_warnings():
         warnings.simplefilter('ignore')
         export_onnx(run); export_openvino(run)                      # model.onnx, model.xml
         quantize_nncf(run, files, None, backend='openvino')         # plain post-training int8: every layer
-        fp32, q = OpenVinoClassifier(run), OpenVinoClassifier(run, int8=True)
-        x = preprocess(held[0], fp32.config)
-        plain = float((fp32.run(x).argmax(1) == q.run(x).argmax(1)).mean())
+        plain = compare(OpenVinoClassifier(run), OpenVinoClassifier(run, int8=True), held)['agreement']
         t0 = time.time()
         export_openvino(run, files, held)                           # accuracy control, measured in OpenVINO
         r = openvino_check(run, held)
@@ -42,8 +45,7 @@ def train_models(tmp):
     for model, env in (('quick', dict(TLH_QUICK='1')), ('cpu', dict(TLH_MODE='cpu'))):
         code = ("from tlhelpers.cli import train; from tlhelpers.core import get_settings; "
                 f"train('hymenoptera', out={str(Path(tmp)/model)!r}, epochs=0, size=max(get_settings().size, 128))")
-        e = {k: v for k, v in os.environ.items() if k not in ('TLH_QUICK', 'TLH_MODE')}
-        subprocess.run([sys.executable, '-c', code], env={**e, **env, 'TLH_NO_BARS': '1'}, check=True, capture_output=True)
+        subprocess.run([sys.executable, '-c', code], env=clean_env(**env), check=True, capture_output=True)
         out[model] = (Path(tmp)/model, env)
     return out
 
@@ -55,8 +57,7 @@ def main(isas):
     with tempfile.TemporaryDirectory() as tmp:
         for model, (run, env) in train_models(tmp).items():
             for isa in isas:
-                e = {k: v for k, v in os.environ.items() if k not in ('TLH_QUICK', 'TLH_MODE', 'ONEDNN_MAX_CPU_ISA')}
-                e.update(env, TLH_NO_BARS='1', **({} if isa == 'ALL' else dict(ONEDNN_MAX_CPU_ISA=isa)))
+                e = clean_env(**env, **({} if isa == 'ALL' else dict(ONEDNN_MAX_CPU_ISA=isa)))
                 p = subprocess.run([sys.executable, __file__, '--one', model, str(run)], env=e, capture_output=True, text=True)
                 if p.returncode: sys.exit(f'{model} {isa} failed:\n{p.stderr[-3000:]}')
                 rows.append(json.loads(p.stdout.strip().splitlines()[-1])); print(rows[-1], flush=True)
