@@ -3,7 +3,8 @@ import sys
 from pathlib import Path
 import nbformat
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]/'tools'))
-from course import notebooks, lessons, check, has_plot, read_times, set_time_line, TIME_LINE, NBS, page_problems, lesson_problems, unbacked_numbers
+from course import (notebooks, lessons, check, has_plot, read_times, set_time_line, TIME_LINE, NBS, page_problems, lesson_problems,
+                    unbacked_numbers, stored_verdicts, GAIN_LESSONS, MIN_QUESTIONS)
 
 def _copy(tmp_path, name, edit):
     nb = nbformat.read(Path(__file__).resolve().parents[1]/'nbs'/name, as_version=4)
@@ -91,7 +92,11 @@ def test_lesson_check_catches_a_missing_ending(tmp_path):
     def shorten(cells):
         q = next(c for c in cells if c.source.startswith('## Questionnaire'))
         q.source = '## Questionnaire\n\n1. One?\n2. Two?'
-    assert lesson_problems(_plant(tmp_path, name, shorten)) == ['questionnaire has 2 questions, fewer than 8']
+    assert lesson_problems(_plant(tmp_path, name, shorten)) == [f'questionnaire has 2 questions, fewer than {MIN_QUESTIONS}']
+    def cut(cells):  # one question short of the bar
+        q = next(c for c in cells if c.source.startswith('## Questionnaire'))
+        q.source = '## Questionnaire\n\n' + '\n'.join(f'{k}. Q{k}?' for k in range(1, MIN_QUESTIONS))
+    assert lesson_problems(_plant(tmp_path, name, cut)) == [f'questionnaire has {MIN_QUESTIONS - 1} questions, fewer than {MIN_QUESTIONS}']
     gone = _plant(tmp_path, name, lambda cells: [cells.remove(c) for c in list(cells) if c.source.startswith(('## What we learned', '## Further'))])
     assert lesson_problems(gone) == ['no "What we learned" section', 'no "Further research" section']
 
@@ -144,3 +149,31 @@ def test_readme_outline_shows_the_measured_minutes(tmp_path):
     stale = tmp_path/'README.md'; stale.write_text(readme.replace(f"| {times.loc['00_core', 'cpu_min']} | {times.loc['00_core', 'gpu_min']} |", '| 99.9 | – |', 1))
     update_readme(times, stale)
     assert stale.read_text() == readme
+
+# Issue 39: each lesson whose point is a technique's gain stores a paired comparison of it (interval, McNemar, verdict), and its
+# stored cpu-mode run shows the technique `better` than the same run without it. Lessons still to be brought there, as a ratchet:
+NO_GAIN_SHOWN_YET = {'03_lr_and_epochs', '06_augmentation', '07_progressive_resizing', '08_backbones', '09_hparam_search',
+                     '10_full_data'}
+
+def test_verdict_check_reads_comparison_tables(tmp_path):
+    name = '12_ensembles.ipynb'
+    assert 'better' in stored_verdicts(NBS/name)
+    assert stored_verdicts(_plant(tmp_path, name, lambda cells: [_strip_cell(c) for c in cells])) == []
+    table = ('            accuracy  diff  lo  hi  gained  lost  p_mcnemar       verdict\nvariant\nhead only      0.70  0.00 NaN NaN  0  0  NaN  baseline\n'
+             'fine_tune      0.78  0.08  0.03  0.12  20  4  0.001  better\nfreeze too little  0.20 -0.5 -0.6 -0.4  1 99  1e-20  worse\n')
+    one = _plant(tmp_path, name, lambda cells: ([_strip_cell(c) for c in cells], next(c for c in cells if c.cell_type == 'code').outputs.append(
+        nbformat.v4.new_output('execute_result', data={'text/plain': table}))))
+    assert stored_verdicts(one) == ['baseline', 'better', 'worse']
+    summary = '          seeds  accuracy  diff  better  within noise  worse\nvariant\nfine_tune      3  0.78  0.08  3  0  0\n'  # a seeds summary has no verdict column
+    assert stored_verdicts(_plant(tmp_path, name, lambda cells: ([_strip_cell(c) for c in cells], next(c for c in cells if c.cell_type == 'code').outputs.append(
+        nbformat.v4.new_output('execute_result', data={'text/plain': summary}))))) == []
+
+def _strip_cell(c):
+    if c.cell_type == 'code': c.outputs = []
+
+def test_gain_lessons_store_a_paired_comparison_and_show_their_gain():
+    verdicts = {n: stored_verdicts(NBS/f'{n}.ipynb') for n in GAIN_LESSONS}
+    assert not [n for n, v in verdicts.items() if not v], 'every one of these lessons stores a comparison table with a verdict'
+    no_gain = {n for n, v in verdicts.items() if 'better' not in v}
+    assert no_gain <= NO_GAIN_SHOWN_YET, f'no stored `better` verdict: {sorted(no_gain - NO_GAIN_SHOWN_YET)}'
+    assert not NO_GAIN_SHOWN_YET - no_gain, f'shown now: remove {sorted(NO_GAIN_SHOWN_YET - no_gain)} from NO_GAIN_SHOWN_YET'

@@ -117,17 +117,17 @@ def catch_interrupts():
 
 # %% ../nbs/00_core.ipynb #26764659
 class EpochLog(Callback):
-    "Log one plain line per epoch (epoch, losses, metrics, time) instead of progress bars; silent under `no_logging`"
+    "Log one plain line per epoch (epoch, losses, metrics, time) under a header, instead of progress bars; silent under `no_logging`"
     order = 60
     def before_fit(self):
         self.old_logger = self.learn.logger
         if rank_distrib(): self.learn.logger = noop  # a multi-process run logs from its main process only (notebook 17)
         self.silent = getattr(self.learn.logger, '__name__', '') == 'noop'  # fastai and fastcore each define a noop
         if self.silent: return
-        self.learn.logger = self._write
-        print('  '.join(self.recorder.metric_names), flush=True)
+        self.learn.logger, self.header = self._write, True  # the header waits for the first row: a fit that logs no epoch prints nothing
     def _write(self, vals):
         if len(vals) < len(self.recorder.metric_names) - 1: return  # an epoch cancelled before any loss was recorded: no empty row
+        if self.header: print('  '.join(self.recorder.metric_names), flush=True); self.header = False
         print('  '.join(f'{v:.4f}' if isinstance(v, float) else str(v) for v in vals), flush=True)
     def after_fit(self):
         if hasattr(self, 'old_logger'): self.learn.logger = self.old_logger  # unset when a callback cancelled the fit before this one began

@@ -9,7 +9,7 @@ __all__ = ['DATASETS', 'MIN_SIDE', 'MAX_PIXELS', 'IMAGE_SIGNATURES', 'SKIP_COLUM
            'check_image', 'verify_images', 'summarize', 'non_image_files', 'skip_table', 'skip_summary', 'quarantine',
            'test_folder', 'find_csv', 'read_labels', 'items_df', 'split_and_subsample', 'class_weights', 'check_items',
            'check_fits', 'Inventory', 'inventory', 'get_dls', 'apply_fixes', 'plot_class_counts', 'plot_image_sizes',
-           'make_inspection_set', 'make_glyph_set', 'make_hard_inspection_set']
+           'make_inspection_set', 'make_glyph_set', 'make_hard_inspection_set', 'make_dataset']
 
 # %% ../nbs/01_data.ipynb #6a1647f4
 import os, shutil, warnings
@@ -60,6 +60,7 @@ def locate(name=None, download_missing=True):
     if Path(name).expanduser().is_dir(): return Path(name).expanduser()
     for r in data_roots():
         if (r/name).is_dir() and any((r/name).iterdir()): return r/name
+    if 'make' in DATASETS.get(name, {}): return make_dataset(name)
     if name not in DATASETS: raise FileNotFoundError(f"{name!r} is neither a folder nor a known dataset ({', '.join(DATASETS)})")
     if not download_missing: raise FileNotFoundError(f"Dataset {name!r} not found in {', '.join(map(str, data_roots()))}")
     return download(name)
@@ -347,6 +348,8 @@ def _verified(df, verify):
     report = verify_images(df.fname)
     return df[report.status.values != 'bad'].reset_index(drop=True), report
 
+_TOLD = set()  # (folder, summary) already printed in this process
+
 def inventory(source=None, csv=None, label_re=None, fixes=None, valid_pct=None, seed=None, n_per_class=None, verify=True,
               test=False, class_weights=False, quiet=False):
     "Take stock of a dataset name, folder or items DataFrame: checked labels, train/valid split, verified files, the `test/` folder if `test`"
@@ -357,6 +360,7 @@ def inventory(source=None, csv=None, label_re=None, fixes=None, valid_pct=None, 
     if isinstance(source, pd.DataFrame): root, df, skipped, csv = None, source, _skips([]), None
     else:
         root = locate(source).resolve()
+        csv = csv or DATASETS.get(str(source), {}).get('csv')  # a registered dataset's labels CSV
         csv = find_csv(csv, root).resolve() if csv else None
         df = items_df(root, csv=csv, label_re=label_re or DATASETS.get(str(source), {}).get('label_re'))
         skipped = _skips(df.attrs.pop('skipped', []))
@@ -372,7 +376,7 @@ def inventory(source=None, csv=None, label_re=None, fixes=None, valid_pct=None, 
         report = pd.concat([report, checked], ignore_index=True) if verify else None
         tst = tst.assign(is_valid=True)
     inv = Inventory(df, pd.concat([skipped, skip_table(report)], ignore_index=True), root, tst, report, csv)
-    if (msg := inv.summary()) and not quiet: print(msg)
+    if (msg := inv.summary()) and not quiet and (root, msg) not in _TOLD: print(msg); _TOLD.add((root, msg))  # once per folder and process
     check_items(df, class_weights)
     return inv
 
@@ -555,3 +559,18 @@ def make_hard_inspection_set(dest, n=3000, size=192, shares=(0.55, 0.2, 0.08, 0.
         return img + contrast * mask
     counts = np.maximum(1, np.round(np.array(shares) / sum(shares) * n)).astype(int)
     return _write_labelled_set(dest, HARD_INSPECTION_CLASSES, counts, draw, seed)
+
+# %% ../nbs/01_data.ipynb #1d9ca347
+DATASETS['hard-grey'] = dict(make=lambda dest: make_hard_inspection_set(dest, n=1000, size=96, shares=(0.4, 0.2, 0.14, 0.14, 0.12), seed=0), csv='labels.csv', card='hard-grey.md')
+
+def make_dataset(name, dest=None):
+    "Draw the synthetic dataset `name` (a `DATASETS` entry with `make`) into `dest` (default: the settings' `data_dir`), whole or not at all"
+    if 'make' not in DATASETS.get(name, {}): raise ValueError(f"{name!r} is not a dataset drawn here; those are: {', '.join(k for k, v in DATASETS.items() if 'make' in v)}")
+    dest = Path(dest or project_root()/str(get_settings().data_dir))/name
+    if dest.is_dir() and any(dest.iterdir()): return dest
+    tmp = dest.with_name(f'.{name}.{os.getpid()}.tmp')
+    shutil.rmtree(tmp, ignore_errors=True)
+    DATASETS[name]['make'](tmp)
+    try: tmp.rename(dest)
+    except OSError: shutil.rmtree(tmp, ignore_errors=True)  # another process moved its copy in first: the same images
+    return dest

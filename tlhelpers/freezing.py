@@ -8,6 +8,8 @@ __all__ = ['STRATEGIES', 'body_layers', 'stage_splitter', 'trainable_params', 'l
 
 # %% ../nbs/04_freezing.ipynb #a37feade
 import time
+from contextlib import nullcontext
+from functools import partial
 from itertools import takewhile
 import numpy as np, pandas as pd, torch
 from torch import nn
@@ -82,8 +84,8 @@ def gradual_unfreeze(learn, epochs_per_stage=1, lrs=None, n_stages=None):
 # %% ../nbs/04_freezing.ipynb #d9c9da49
 def _fit(learn, epochs, lr): learn.fit_one_cycle(epochs, lr)
 
-def _fine_tune(learn, epochs, lr):
-    learn.fine_tune(max(epochs - 1, 1), base_lr=lr, freeze_epochs=1)
+def _fine_tune(learn, epochs, lr, lr_mult=100):
+    learn.fine_tune(max(epochs - 1, 1), base_lr=lr, freeze_epochs=1, lr_mult=lr_mult)
 
 def _gradual(learn, epochs, lr):
     learn.create_opt()
@@ -94,12 +96,13 @@ STRATEGIES = {
     'head only': (dict(), lambda l: l.freeze(), _fit),
     'freeze too much': (dict(train_bn=False), lambda l: l.freeze(), _fit),
     'fine_tune': (dict(), lambda l: None, _fine_tune),
+    'fine_tune lr_mult=1': (dict(), lambda l: None, partial(_fine_tune, lr_mult=1)),
     'gradual': (dict(), lambda l: None, _gradual),
     'freeze too little': (dict(), lambda l: l.unfreeze(), _fit),
 }
 
-def freezing_experiment(make_learner, strategies=None, epochs=None, lr=None, seed=None):
-    "Train a fresh `make_learner(**kwargs)` per freezing strategy; DataFrame of strategy, trainable params, accuracy, seconds"
+def freezing_experiment(make_learner, strategies=None, epochs=None, lr=None, seed=None, log=True):
+    "Train a fresh `make_learner(**kwargs)` per freezing strategy (epoch logs unless not `log`); DataFrame of strategy, trainable params, accuracy, seconds"
     s = get_settings()
     epochs = s.freeze_epochs + s.epochs if epochs is None else epochs
     lr = lr or s.lr
@@ -111,7 +114,7 @@ def freezing_experiment(make_learner, strategies=None, epochs=None, lr=None, see
         learn.add_cb(ValidPreds())  # keeps the last validation pass's probabilities
         prepare(learn)
         t = time.perf_counter()
-        train(learn, epochs, lr)
+        with nullcontext() if log else learn.no_logging(): train(learn, epochs, lr)
         vals = dict(zip(learn.recorder.metric_names[2:], learn.recorder.values[-1][1:]))
         rows.append(dict(strategy=name, trainable_params=trainable_params(learn), accuracy=vals['accuracy'],
                          seconds=time.perf_counter() - t))

@@ -18,6 +18,11 @@ TIME_LINE = re.compile(r'^\*Time to run:.*$', re.M)
 # Reference pages for the library's plumbing, after the lessons in the site's navigation; every other notebook is a lesson.
 APPENDIX = ('00_core', '00a_weights', '00b_images', '14b_runtime', '14c_serve', '16_cli')
 LESSON_END = ('## What we learned', '## Questionnaire', '## Further research')
+MIN_QUESTIONS = 15  # fastbook's questionnaires run 25-40
+# The lessons whose point is a technique's gain: each stores a paired comparison of it (a `compare_preds` table, verdict column last)
+GAIN_LESSONS = ('03_lr_and_epochs', '04_freezing', '06_augmentation', '07_progressive_resizing', '08_backbones', '09_hparam_search',
+                '10_full_data', '11_tta', '12_ensembles')
+VERDICT_ROW = re.compile(r'^\S.*\s(better|worse|within noise|baseline)\s*$', re.M)
 LOCAL_PATH = re.compile(r'(?<![\w.~-])(?:/(?:work|tmp|root|home|Users|private|mnt|var/folders)/|[A-Za-z]:\\\\(?:Users|Documents))')
 ANSI = re.compile(r'\x1b\[')
 WARNING = re.compile(r'\w*Warning\b|^WARNING|Traceback \(most recent call last\)', re.M)  # a stderr box a reader should not meet
@@ -118,13 +123,19 @@ def page_problems(path):
     return problems
 
 def lesson_problems(path):
-    "Which of a lesson's closing sections `path` lacks: What we learned, a questionnaire of 8 or more questions, Further research"
+    "Which of a lesson's closing sections `path` lacks: What we learned, a questionnaire of `MIN_QUESTIONS` or more questions, Further research"
     text = '\n\n'.join(c.source for c in nbformat.read(path, as_version=4).cells if c.cell_type == 'markdown')
     problems = [f'no "{h[3:]}" section' for h in LESSON_END if not re.search(rf'^{re.escape(h)}\s*$', text, re.M)]
     if '## Questionnaire' in text:
         quiz = re.split(r'^## ', text.split('## Questionnaire', 1)[1], flags=re.M)[0]
-        if (n := len(re.findall(r'^\s*\d+\.\s', quiz, re.M))) < 8: problems.append(f'questionnaire has {n} questions, fewer than 8')
+        if (n := len(re.findall(r'^\s*\d+\.\s', quiz, re.M))) < MIN_QUESTIONS: problems.append(f'questionnaire has {n} questions, fewer than {MIN_QUESTIONS}')
     return problems
+
+def stored_verdicts(path):
+    "The verdicts of the paired comparisons (`compare_preds` tables, verdict column last) that `path`'s stored outputs show, in order"
+    nb = nbformat.read(path, as_version=4)
+    texts = [output_text(o) for c in nb.cells if c.cell_type == 'code' for o in c.get('outputs', [])]
+    return [v for t in texts if re.search(r'\bverdict\b', t) for v in VERDICT_ROW.findall(t)]
 
 def _backs(values, num, pct):
     "Does one of `values` (numbers a reader can see, sign dropped: prose says 'lost 0.75 point' of a change of -0.75) round to the prose number `num` (a percentage when `pct`)?"
