@@ -158,18 +158,15 @@ NO_GAIN_SHOWN_YET = {'03_lr_and_epochs', '06_augmentation', '07_progressive_resi
 def test_verdict_check_reads_comparison_tables(tmp_path):
     name = '12_ensembles.ipynb'
     assert 'better' in stored_verdicts(NBS/name)
-    assert stored_verdicts(_plant(tmp_path, name, lambda cells: [_strip_cell(c) for c in cells])) == []
+    assert stored_verdicts(_copy(tmp_path, name, _strip)) == []
+    def only(text):  # a copy whose one stored output is `text`
+        return _copy(tmp_path, name, lambda nb: (_strip(nb), next(c for c in nb.cells if c.cell_type == 'code').outputs.append(
+            nbformat.v4.new_output('execute_result', data={'text/plain': text}))))
     table = ('            accuracy  diff  lo  hi  gained  lost  p_mcnemar       verdict\nvariant\nhead only      0.70  0.00 NaN NaN  0  0  NaN  baseline\n'
              'fine_tune      0.78  0.08  0.03  0.12  20  4  0.001  better\nfreeze too little  0.20 -0.5 -0.6 -0.4  1 99  1e-20  worse\n')
-    one = _plant(tmp_path, name, lambda cells: ([_strip_cell(c) for c in cells], next(c for c in cells if c.cell_type == 'code').outputs.append(
-        nbformat.v4.new_output('execute_result', data={'text/plain': table}))))
-    assert stored_verdicts(one) == ['baseline', 'better', 'worse']
+    assert stored_verdicts(only(table)) == ['baseline', 'better', 'worse']
     summary = '          seeds  accuracy  diff  better  within noise  worse\nvariant\nfine_tune      3  0.78  0.08  3  0  0\n'  # a seeds summary has no verdict column
-    assert stored_verdicts(_plant(tmp_path, name, lambda cells: ([_strip_cell(c) for c in cells], next(c for c in cells if c.cell_type == 'code').outputs.append(
-        nbformat.v4.new_output('execute_result', data={'text/plain': summary}))))) == []
-
-def _strip_cell(c):
-    if c.cell_type == 'code': c.outputs = []
+    assert stored_verdicts(only(summary)) == []
 
 def test_gain_lessons_store_a_paired_comparison_and_show_their_gain():
     verdicts = {n: stored_verdicts(NBS/f'{n}.ipynb') for n in GAIN_LESSONS}
