@@ -308,6 +308,8 @@ d = { 'settings': {'branch': 'main', 'doc_baseurl': '/', 'doc_host': '', 'git_ur
             'tlhelpers.full_data': { 'tlhelpers.full_data.compare_on_test': ('full_data.html#compare_on_test', 'tlhelpers/full_data.py'),
                                      'tlhelpers.full_data.holdout_split': ('full_data.html#holdout_split', 'tlhelpers/full_data.py'),
                                      'tlhelpers.full_data.retrain_all': ('full_data.html#retrain_all', 'tlhelpers/full_data.py'),
+                                     'tlhelpers.full_data.retrain_experiment': ( 'full_data.html#retrain_experiment',
+                                                                                 'tlhelpers/full_data.py'),
                                      'tlhelpers.full_data.test_metrics': ('full_data.html#test_metrics', 'tlhelpers/full_data.py')},
             'tlhelpers.images': { 'tlhelpers.images.load_rgb': ('images.html#load_rgb', 'tlhelpers/images.py'),
                                   'tlhelpers.images.to_rgb': ('images.html#to_rgb', 'tlhelpers/images.py')},

@@ -8,6 +8,7 @@ __all__ = ['ONLINE_EXAMPLES', 'check_backbone', 'candidate_backbones', 'inferenc
 
 # %% ../nbs/08_backbones.ipynb #cc776bac
 import math, time
+from contextlib import nullcontext
 import numpy as np, pandas as pd, torch, timm
 import matplotlib.pyplot as plt
 from .core import get_settings, setup, seed_everything
@@ -53,16 +54,16 @@ def backbone_score(accuracy, fit_s, penalty=None):
     return np.asarray(accuracy, dtype=float) - penalty * np.log(fit_s / fit_s.min())
 
 # %% ../nbs/08_backbones.ipynb #e751a773
-def compare_backbones(archs, dls_factory=None, epochs=None, lr=None, freeze_epochs=None, penalty=None):
-    "Fine-tune each of `archs` on fresh `dls_factory()` loaders with the same budget; DataFrame of results"
+def compare_backbones(archs, dls_factory=None, epochs=None, lr=None, freeze_epochs=None, penalty=None, seed=None, log=True):
+    "Fine-tune each of `archs` on fresh `dls_factory()` loaders with the same budget and `seed` (epoch logs unless not `log`); DataFrame of results"
     dls_factory = dls_factory or get_dls
     rows, preds = [], {}
     for arch in archs:
-        seed_everything()
+        seed_everything(seed)
         dls = dls_factory()
         learn = tl_learner(dls, arch)
         t = time.perf_counter()
-        fine_tune(learn, epochs=epochs, lr=lr, freeze_epochs=freeze_epochs)
+        with nullcontext() if log else learn.no_logging(): fine_tune(learn, epochs=epochs, lr=lr, freeze_epochs=freeze_epochs)
         fit_s = time.perf_counter() - t
         metrics, targs, preds[arch] = evaluate(learn)
         rows.append(dict(backbone=arch, accuracy=metrics['accuracy'], fit_s=fit_s,

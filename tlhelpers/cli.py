@@ -52,13 +52,15 @@ def train(data, arch=None, size=None, bs=None, lr=None, epochs=None, freeze_epoc
 
 # %% ../nbs/16_cli.ipynb #5d3cc808
 def plain_optuna_log():
-    "optuna's trial log without colour codes (its default handler writes ANSI escapes even where no terminal reads them)"
+    "optuna's trial log without colour codes (its default handler writes ANSI escapes even where no terminal reads them) or its 'A new study created' line"
     import logging, optuna
     log = optuna.logging.get_logger('optuna')
     if any(getattr(h, 'tlh_plain', False) for h in log.handlers): return
     optuna.logging.disable_default_handler()
     h = logging.StreamHandler(); h.tlh_plain = True
-    h.setFormatter(logging.Formatter('[%(levelname).1s %(asctime)s] %(message)s')); log.addHandler(h)
+    h.setFormatter(logging.Formatter('[%(levelname).1s %(asctime)s] %(message)s'))
+    h.addFilter(lambda r: not r.getMessage().startswith('A new study created'))  # the report names the study; a line per run is noise
+    log.addHandler(h)
 
 def search(data=None, kind='grid', trials=None, storage=None, study=None, out='runs/search', finetune=False):
     "Run or join the `kind` search named `study` in `storage` (default `out/study.db`) on `data` (`finetune`: whole-network trials); the report goes under `out`"

@@ -6,7 +6,7 @@ and the README's outline table get the notebook's minutes in that mode. `check` 
 
 Usage: .venv/bin/python tools/course.py [NOTEBOOK ...] [--mode cpu|full] [--timeout MINUTES]
 """
-import argparse, os, platform, re, subprocess, sys, time
+import argparse, base64, io, os, platform, re, subprocess, sys, time
 from pathlib import Path
 import nbformat, pandas as pd
 
@@ -19,12 +19,14 @@ TIME_LINE = re.compile(r'^\*Time to run:.*$', re.M)
 APPENDIX = ('00_core', '00a_weights', '00b_images', '14b_runtime', '14c_serve', '16_cli')
 LESSON_END = ('## What we learned', '## Questionnaire', '## Further research')
 MIN_QUESTIONS = 15  # fastbook's questionnaires run 25-40
+MAX_FIGURE_KB = 300  # a stored figure a page should load quickly
 # The lessons whose point is a technique's gain: each stores a paired comparison of it (a `compare_preds` table, verdict column last)
 GAIN_LESSONS = ('03_lr_and_epochs', '04_freezing', '06_augmentation', '07_progressive_resizing', '08_backbones', '09_hparam_search',
                 '10_full_data', '11_tta', '12_ensembles')
 VERDICT_ROW = re.compile(r'^\S.*\s(better|worse|within noise|baseline)\s*$', re.M)
 LOCAL_PATH = re.compile(r'(?<![\w.~-])(?:/(?:work|tmp|root|home|Users|private|mnt|var/folders)/|[A-Za-z]:\\\\(?:Users|Documents))')
 ANSI = re.compile(r'\x1b\[')
+CHATTER = re.compile(r'A new study created|\[[WE]:onnxruntime')  # library log lines that tell a reader nothing: optuna's study notice, onnxruntime's warnings
 WARNING = re.compile(r'\w*Warning\b|^WARNING|Traceback \(most recent call last\)', re.M)  # a stderr box a reader should not meet
 PROSE_NUMBER = re.compile(r'(?<![\w.])(\d+\.\d+)(%?)(?![\w.]\d|\d)')  # 0.8656, 1.11, 94.0% (not 2.14.1, not 1.5x)
 NUMBER = re.compile(r'(?<![\w.])-?\d+(?:\.\d+)?(?:e-?\d+)?')
@@ -105,7 +107,7 @@ def output_text(o):
     return '\n'.join(d.get(k, '') if isinstance(d.get(k, ''), str) else ''.join(d[k]) for k in ('text/plain', 'text/html', 'text/markdown'))
 
 def page_problems(path):
-    "What a reader should not meet in `path`'s stored outputs: warning boxes, local paths, ANSI codes, empty epoch-log rows"
+    "What a reader should not meet in `path`'s stored outputs: warning boxes, local paths, ANSI codes, library chatter, figures over `MAX_FIGURE_KB`, empty epoch-log rows"
     nb, problems = nbformat.read(path, as_version=4), []
     for i, c in enumerate(nb.cells):
         if c.cell_type != 'code': continue
@@ -115,6 +117,8 @@ def page_problems(path):
             if o.get('output_type') == 'stream' and o.get('name') == 'stderr' and WARNING.search(t): problems.append(f'cell {i}: warning box: {t.strip()[:80]!r}')
             if m := LOCAL_PATH.search(t): problems.append(f'cell {i}: local path {t[m.start():m.start() + 60].split()[0]!r}')
             if ANSI.search(t): problems.append(f'cell {i}: ANSI escape code')
+            if m := CHATTER.search(t): problems.append(f'cell {i}: library chatter: {m.group()!r}')
+            if 'image/png' in o.get('data', {}) and (kb := _png_kb(o)) > MAX_FIGURE_KB: problems.append(f'cell {i}: figure of {kb:.0f} KB, over {MAX_FIGURE_KB} KB')
             if o.get('output_type') != 'stream' or o.get('name') != 'stdout': continue
             for line in t.splitlines():  # an epoch log (core.EpochLog): a header, then one row per epoch with every column filled
                 if line.startswith('epoch  '): cols = len(line.split()); continue
@@ -160,6 +164,24 @@ def unbacked_numbers(path):
                 if (pct or len(num.split('.')[1]) >= 2) and not _backs(seen | bench, num, bool(pct)): out.append(f'cell {i}: {num}{pct}')
     return out
 
+def _png_kb(o): return len(base64.b64decode(o['data']['image/png'])) / 1024
+
+def shrink_figures(nb, limit=MAX_FIGURE_KB):
+    "Re-encode `nb`'s stored PNG figures over `limit` KB (photo grids) with a 256-colour palette, then smaller, until they fit; returns how many"
+    from PIL import Image
+    n = 0
+    for c in nb.cells:
+        for o in c.get('outputs', []) if c.cell_type == 'code' else []:
+            if 'image/png' not in o.get('data', {}) or _png_kb(o) <= limit: continue
+            im, scale = Image.open(io.BytesIO(base64.b64decode(o['data']['image/png']))).convert('RGB'), 1.0
+            while True:
+                small = im.resize((round(im.width * scale), round(im.height * scale)), Image.LANCZOS) if scale < 1 else im
+                buf = io.BytesIO(); small.quantize(256, method=Image.Quantize.MEDIANCUT).save(buf, 'PNG', optimize=True)
+                if buf.tell() / 1024 <= limit or scale < 0.3: break
+                scale *= 0.85
+            o['data']['image/png'] = base64.b64encode(buf.getvalue()).decode(); n += 1
+    return n
+
 def has_plot(path):
     "Does a stored output of `path` hold an image?"
     nb = nbformat.read(path, as_version=4)
@@ -175,6 +197,7 @@ def execute(path, mode, timeout):
         NotebookClient(nb, timeout=timeout * 60, kernel_name='python3', resources={'metadata': {'path': str(NBS)}}).execute()
     minutes = round((time.time() - t0) / 60, 1)
     nb.metadata['tlhelpers'] = dict(mode=mode, minutes=minutes, executed=time.strftime('%Y-%m-%d'))
+    shrink_figures(nb)
     nbformat.write(nb, path)
     return minutes
 
