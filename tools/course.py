@@ -16,7 +16,7 @@ COLS, NA = ['notebook', 'cpu_min', 'gpu_min', 'cpu_run', 'gpu_run'], '–'  # NA
 TIME_LINE = re.compile(r'^\*Time to run:.*$', re.M)
 
 # Reference pages for the library's plumbing, after the lessons in the site's navigation; every other notebook is a lesson.
-APPENDIX = ('00_core', '00a_weights', '00b_images', '14b_runtime', '14c_serve', '16_cli')
+APPENDIX = ('00_core', '00a_weights', '00b_images', '14b_runtime', '14c_serve', '16_cli', '17_scaling_out')
 LESSON_END = ('## What we learned', '## Questionnaire', '## Further research')
 MIN_QUESTIONS = 15  # fastbook's questionnaires run 25-40
 MAX_FIGURE_KB = 300  # a stored figure a page should load quickly
