@@ -175,7 +175,7 @@ def test_readme_outline_shows_the_measured_minutes(tmp_path):
 
 # Issue 39: each lesson whose point is a technique's gain stores a paired comparison of it (interval, McNemar, verdict), and its
 # stored cpu-mode run shows the technique `better` than the same run without it. Lessons still to be brought there, as a ratchet:
-NO_GAIN_SHOWN_YET = {'06_augmentation', '07_progressive_resizing', '08_backbones', '09_hparam_search'}
+NO_GAIN_SHOWN_YET = {'06_augmentation', '08_backbones', '09_hparam_search'}
 
 def test_verdict_check_reads_comparison_tables(tmp_path):
     name = '12_ensembles.ipynb'
