@@ -103,6 +103,7 @@ d = { 'settings': {'branch': 'main', 'doc_baseurl': '/', 'doc_host': '', 'git_ur
                                 'tlhelpers.core._parse': ('core.html#_parse', 'tlhelpers/core.py'),
                                 'tlhelpers.core.catch_interrupts': ('core.html#catch_interrupts', 'tlhelpers/core.py'),
                                 'tlhelpers.core.course_mode': ('core.html#course_mode', 'tlhelpers/core.py'),
+                                'tlhelpers.core.epoch_logs': ('core.html#epoch_logs', 'tlhelpers/core.py'),
                                 'tlhelpers.core.find_settings': ('core.html#find_settings', 'tlhelpers/core.py'),
                                 'tlhelpers.core.get_settings': ('core.html#get_settings', 'tlhelpers/core.py'),
                                 'tlhelpers.core.in_ci': ('core.html#in_ci', 'tlhelpers/core.py'),

@@ -8,10 +8,9 @@ __all__ = ['ONLINE_EXAMPLES', 'check_backbone', 'candidate_backbones', 'inferenc
 
 # %% ../nbs/08_backbones.ipynb #cc776bac
 import math, time
-from contextlib import nullcontext
 import numpy as np, pandas as pd, torch, timm
 import matplotlib.pyplot as plt
-from .core import get_settings, setup, seed_everything
+from .core import get_settings, setup, seed_everything, epoch_logs
 from .weights import offline_archs, check_arch, hub_reachable
 from .data import get_dls
 from .baseline import tl_learner, fine_tune, evaluate
@@ -63,7 +62,7 @@ def compare_backbones(archs, dls_factory=None, epochs=None, lr=None, freeze_epoc
         dls = dls_factory()
         learn = tl_learner(dls, arch)
         t = time.perf_counter()
-        with nullcontext() if log else learn.no_logging(): fine_tune(learn, epochs=epochs, lr=lr, freeze_epochs=freeze_epochs)
+        with epoch_logs(learn, log): fine_tune(learn, epochs=epochs, lr=lr, freeze_epochs=freeze_epochs)
         fit_s = time.perf_counter() - t
         metrics, targs, preds[arch] = evaluate(learn)
         rows.append(dict(backbone=arch, accuracy=metrics['accuracy'], fit_s=fit_s,

@@ -4,12 +4,12 @@
 
 # %% auto #0
 __all__ = ['MODES', 'INTERRUPTED', 'find_settings', 'project_root', 'is_quick', 'run_mode', 'course_mode', 'get_settings',
-           'seed_everything', 'StopOnInterrupt', 'catch_interrupts', 'EpochLog', 'in_ci', 'setup', 'new_run_dir',
-           'run_dir']
+           'seed_everything', 'StopOnInterrupt', 'catch_interrupts', 'EpochLog', 'epoch_logs', 'in_ci', 'setup',
+           'new_run_dir', 'run_dir']
 
 # %% ../nbs/00_core.ipynb #252b32a2
 import os, configparser, importlib.util, signal, threading, warnings
-from contextlib import contextmanager
+from contextlib import contextmanager, nullcontext
 from pathlib import Path
 import numpy as np, torch
 # fastai.layers decorates with `torch.jit.script`, deprecated in torch 2.10+: a warning on import a user can do nothing about
@@ -131,6 +131,10 @@ class EpochLog(Callback):
         print('  '.join(f'{v:.4f}' if isinstance(v, float) else str(v) for v in vals), flush=True)
     def after_fit(self):
         if hasattr(self, 'old_logger'): self.learn.logger = self.old_logger  # unset when a callback cancelled the fit before this one began
+
+def epoch_logs(learn, show=True):
+    "A context in which `learn` prints its epoch log (`show`) or stays silent (fastai's `no_logging`): for experiments run again with other seeds"
+    return nullcontext() if show else learn.no_logging()
 
 # %% ../nbs/00_core.ipynb #7ba296ec
 def in_ci():

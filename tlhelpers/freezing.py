@@ -8,14 +8,13 @@ __all__ = ['STRATEGIES', 'body_layers', 'stage_splitter', 'trainable_params', 'l
 
 # %% ../nbs/04_freezing.ipynb #a37feade
 import time
-from contextlib import nullcontext
 from functools import partial
 from itertools import takewhile
 import numpy as np, pandas as pd, torch
 from torch import nn
 from fastai.callback.core import Callback
 from fastai.callback.hook import hook_outputs
-from .core import get_settings, seed_everything
+from .core import get_settings, seed_everything, epoch_logs
 from .evaluation import ValidPreds, with_preds, compare_experiment, compare_summary
 
 # %% ../nbs/04_freezing.ipynb #687d7932
@@ -114,7 +113,7 @@ def freezing_experiment(make_learner, strategies=None, epochs=None, lr=None, see
         learn.add_cb(ValidPreds())  # keeps the last validation pass's probabilities
         prepare(learn)
         t = time.perf_counter()
-        with nullcontext() if log else learn.no_logging(): train(learn, epochs, lr)
+        with epoch_logs(learn, log): train(learn, epochs, lr)
         vals = dict(zip(learn.recorder.metric_names[2:], learn.recorder.values[-1][1:]))
         rows.append(dict(strategy=name, trainable_params=trainable_params(learn), accuracy=vals['accuracy'],
                          seconds=time.perf_counter() - t))

@@ -6,10 +6,9 @@
 __all__ = ['holdout_split', 'retrain_all', 'test_metrics', 'compare_on_test', 'retrain_experiment']
 
 # %% ../nbs/10_full_data.ipynb #b9e1eb46
-from contextlib import nullcontext
 import numpy as np, pandas as pd
 from sklearn.model_selection import train_test_split
-from .core import get_settings, seed_everything
+from .core import get_settings, seed_everything, epoch_logs
 from .data import get_dls
 from .baseline import tl_learner, fine_tune, evaluate
 from .evaluation import with_preds
@@ -33,7 +32,7 @@ def retrain_all(work_df, monitor_df, arch=None, size=None, presize=None, bs=None
     "Fine-tune with the recipe on every item of `work_df` (train + valid); `monitor_df` is shown as validation, never used to choose"
     df = pd.concat([work_df.assign(is_valid=False), monitor_df.assign(is_valid=True)], ignore_index=True)
     learn = tl_learner(get_dls(df, size=size, presize=presize, bs=bs, **kwargs), arch)
-    with nullcontext() if log else learn.no_logging(): return fine_tune(learn, epochs=epochs, lr=lr, freeze_epochs=freeze_epochs)
+    with epoch_logs(learn, log): return fine_tune(learn, epochs=epochs, lr=lr, freeze_epochs=freeze_epochs)
 
 # %% ../nbs/10_full_data.ipynb #5e60a3e7
 def test_metrics(learn, test_df):
@@ -53,6 +52,6 @@ def retrain_experiment(work_df, test_df, seed=None, log=True, arch=None, size=No
     fit, data = dict(epochs=epochs, lr=lr, freeze_epochs=freeze_epochs), dict(size=size, presize=presize, bs=bs, **kwargs)
     seed_everything(seed)
     train_only = tl_learner(get_dls(work_df, **data), arch)
-    with nullcontext() if log else train_only.no_logging(): fine_tune(train_only, **fit)
+    with epoch_logs(train_only, log): fine_tune(train_only, **fit)
     seed_everything(seed)
     return compare_on_test({'train only': train_only, 'train + valid': retrain_all(work_df, test_df, arch, log=log, **fit, **data)}, test_df)
