@@ -5,7 +5,7 @@ VENV := .venv
 BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed
 
-.PHONY: demo test check export browser mpi system docs course practice
+.PHONY: demo test test-slow check export browser mpi system docs course practice
 
 $(STAMP): pyproject.toml constraints.txt
 	test -x $(BIN)/python || $(PY) -m venv $(VENV)
@@ -20,6 +20,10 @@ demo: $(STAMP)
 test: $(STAMP) system
 	TLH_QUICK=1 $(BIN)/nbdev-test --n-workers 1 --timing
 	TLH_QUICK=1 $(BIN)/pytest -q tests
+
+# The tests marked slow (pyproject.toml), which `make test` leaves out to stay within 20 minutes; CI runs them too.
+test-slow: $(STAMP) system
+	TLH_QUICK=1 $(BIN)/pytest -q -m slow tests
 
 export: $(STAMP)
 	$(BIN)/nbdev-clean

@@ -174,8 +174,9 @@ def test_readme_outline_shows_the_measured_minutes(tmp_path):
     assert stale.read_text() == readme
 
 # Issue 39: each lesson whose point is a technique's gain stores a paired comparison of it (interval, McNemar, verdict), and its
-# stored cpu-mode run shows the technique `better` than the same run without it. Lessons still to be brought there, as a ratchet:
-NO_GAIN_SHOWN_YET = {'06_augmentation', '08_backbones', '09_hparam_search'}
+# stored cpu-mode run shows the technique `better` than the same run without it, in at least 7 of the 9. The lessons whose stored
+# run cannot show it within the CPU budget (each says so in one plain sentence), as a ratchet:
+NO_GAIN_SHOWN_YET = {'08_backbones', '09_hparam_search'}
 
 def test_verdict_check_reads_comparison_tables(tmp_path):
     name = '12_ensembles.ipynb'
@@ -196,3 +197,4 @@ def test_gain_lessons_store_a_paired_comparison_and_show_their_gain():
     no_gain = {n for n, v in verdicts.items() if 'better' not in v}
     assert no_gain <= NO_GAIN_SHOWN_YET, f'no stored `better` verdict: {sorted(no_gain - NO_GAIN_SHOWN_YET)}'
     assert not NO_GAIN_SHOWN_YET - no_gain, f'shown now: remove {sorted(NO_GAIN_SHOWN_YET - no_gain)} from NO_GAIN_SHOWN_YET'
+    assert len(GAIN_LESSONS) - len(no_gain) >= 7, f'only {len(GAIN_LESSONS) - len(no_gain)} of {len(GAIN_LESSONS)} lessons show their gain'

@@ -138,10 +138,16 @@ def _free_port():
     with socket.socket() as s: s.bind(('127.0.0.1', 0)); return s.getsockname()[1]
 
 @pytest.fixture(scope='module')
-def served(model):
+def uploads(tmp_path_factory):
+    "The folder `tlh serve` keeps Gradio's uploads in"
+    return tmp_path_factory.mktemp('gradio')
+
+@pytest.fixture(scope='module')
+def served(model, uploads):
     "`tlh serve` running in its own process on a free port; its URL"
     port = _free_port()
-    p = subprocess.Popen([TLH, 'serve', str(model), '--port', str(port)], env=ENV, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
+    p = subprocess.Popen([TLH, 'serve', str(model), '--port', str(port)], env=dict(ENV, GRADIO_TEMP_DIR=str(uploads)),
+                         stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
     url, t0 = f'http://127.0.0.1:{port}/', time.time()
     while True:
         assert p.poll() is None, p.stdout.read()[-3000:]
@@ -168,6 +174,30 @@ def test_serve_answers_gradio_client(model, valid, served):
     res = Client(served, verbose=False).predict(handle_file(img), api_name='/predict')
     assert res['label'] == label and {c['label'] for c in res['confidences']} == {'ants', 'bees'}
 
+def _odd_images(src, folder):
+    "The image `src` saved in modes a page might convert on its own: 16-bit grey PNG, palette PNG with transparency, GIF"
+    from PIL import Image
+    im = Image.open(src).convert('RGB').resize((120, 90))
+    grey16 = Image.fromarray(np.asarray(im.convert('L'), dtype=np.uint16) * 257)
+    pal = im.convert('P', palette=Image.Palette.ADAPTIVE, colors=32)
+    files = [folder/'grey16.png', folder/'palette.png', folder/'anim.gif']
+    grey16.save(files[0]); pal.save(files[1], transparency=0); im.save(files[2])
+    assert Image.open(files[0]).mode.startswith('I') and 'transparency' in Image.open(files[1]).info
+    return files
+
+def test_serve_answers_as_predict_does_and_keeps_no_upload(model, valid, served, uploads, tmp_path):
+    "Odd image modes get the page's probabilities from the same loader as `predict`; an upload is deleted once answered"
+    from gradio_client import Client, handle_file
+    from tlhelpers.serve import load_runtime
+    clf, client = load_runtime(model), Client(served, verbose=False)
+    files = _odd_images(valid.fname[0], tmp_path)
+    for f in files:
+        got = {c['label']: c['confidence'] for c in client.predict(handle_file(str(f)), api_name='/predict')['confidences']}
+        want = dict(zip(clf.vocab, clf.predict([f]).numpy()[0].tolist()))
+        assert all(abs(got[c] - want[c]) < 1e-4 for c in want), (f.name, got, want)
+    left = [p.name for p in uploads.rglob('*') if p.is_file()]
+    assert not {f.name for f in files} & set(left), left
+
 def test_serve_in_a_browser(model, valid, served, tmp_path):
     "Headless Chromium uploads an image to the page and sees the right class; the screenshot is kept (TLH_SCREENSHOTS=folder)"
     chromium = shutil.which('chromium') or shutil.which('chromium-browser')
@@ -191,6 +221,7 @@ def test_serve_in_a_browser(model, valid, served, tmp_path):
     assert label in text and not errors, (text, errors)
     if os.environ.get('TLH_SCREENSHOTS'): shutil.copy(shot, Path(os.environ['TLH_SCREENSHOTS'])/'serve.png')
 
+@pytest.mark.slow
 def test_int8_keeps_its_accuracy_or_is_refused(model64, tmp_path):
     "The 64 px model whose static int8 collapses: NNCF with accuracy control stays within the tolerance; static quantization is refused"
     run = tmp_path/'run'; shutil.copytree(model64, run)

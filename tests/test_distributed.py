@@ -11,7 +11,7 @@ def test_two_cpu_processes_train_one_model_and_resume(tmp_path, hymenoptera):
     assert sorted(digests) == [0, 1]
     assert len(set(digests.values())) == 1                       # both processes hold the same weights
     assert r.stdout.count('train_loss') == 2                    # one log: the head stage and the unfrozen stage, main process only
-    assert [p.name for p in out.parent.iterdir()] == ['ddp']     # one run folder
+    assert [p.name for p in out.parent.iterdir() if not p.name.startswith('.')] == ['ddp']     # one run folder
     m = json.loads((out/'metrics.json').read_text())
     assert (m['processes'], m['same_weights'], m['n_images']) == (2, True, m['n_valid'])  # every validation image scored once
     assert {'report.md', 'model.safetensors', 'confusion.png'} <= {p.name for p in out.iterdir()}
@@ -31,7 +31,7 @@ def test_two_cpu_processes_run_the_recipe_and_resume(tmp_path):
     digests = rank_digests(r.stdout)
     assert sorted(digests) == [0, 1] and len(set(digests.values())) == 1
     assert r.stdout.count('baseline: ') == 1 and r.stdout.count('chosen=') == 1   # stages reported by the main process only
-    assert [p.name for p in (tmp_path/'runs').iterdir()] == ['rec']
+    assert [p.name for p in (tmp_path/'runs').iterdir() if not p.name.startswith('.')] == ['rec']
     m = json.loads((tmp_path/'runs'/'rec'/'metrics.json').read_text())
     assert (m['processes'], m['same_weights']) == (2, True)
     assert len(m['adapt']['candidates']) == 4 and m['adapt']['halved'] == [1, 2]   # the race's fits ran data-parallel too

@@ -4,7 +4,7 @@
 
 # %% auto #0
 __all__ = ['NO_AUG', 'AUG_CONFIGS', 'REG_KEYS', 'shift_shear_mat', 'ShiftShear', 'augment_tfms', 'show_augmented', 'regularizers',
-           'scaled_presize', 'train_config', 'plot_experiment', 'augmentation_experiment']
+           'scaled_presize', 'train_config', 'plot_experiment', 'few_per_class', 'augmentation_experiment']
 
 # %% ../nbs/06_augmentation.ipynb #20057a88
 import math, time
@@ -13,7 +13,7 @@ import numpy as np, pandas as pd, torch, torch.nn.functional as F
 import matplotlib.pyplot as plt
 from fastai.vision.all import (AffineCoordTfm, PadMode, RandomResizedCropGPU, affine_mat, aug_transforms, show_image,
                                MixUp, CutMix, LabelSmoothingCrossEntropyFlat)
-from .core import get_settings, setup, seed_everything
+from .core import get_settings, setup, seed_everything, epoch_logs
 from .data import get_dls
 from .baseline import tl_learner, fine_tune, classification_metrics
 from .evaluation import with_preds
@@ -73,6 +73,7 @@ AUG_CONFIGS = {
     'none': NO_AUG,
     'flips': dict(NO_AUG, flip=True),
     'flips+rotate+zoom': dict(max_warp=0., max_lighting=0.),
+    'dihedral+rotate+zoom': dict(max_warp=0., max_lighting=0., flip_vert=True),  # all 8 flips and quarter turns: no up, down, left or right
     'all geometric+lighting': dict(shift=0.1, shear=10.),
     '+mixup': dict(shift=0.1, shear=10., mixup=True),
     '+cutmix': dict(shift=0.1, shear=10., cutmix=True),
@@ -85,8 +86,8 @@ def scaled_presize(size):
     s = get_settings()
     return int(round(size * s.presize / s.size))
 
-def train_config(items, cfg, arch=None, size=None, bs=None, epochs=None, freeze_epochs=None, lr=None, seed=None):
-    "Train a learner on `items` with augmentation config `cfg`; (learner, metrics dict with valid_loss and seconds)"
+def train_config(items, cfg, arch=None, size=None, bs=None, epochs=None, freeze_epochs=None, lr=None, seed=None, log=True):
+    "Train a learner on `items` with augmentation config `cfg` (epoch log printed if `log`); (learner, metrics dict with valid_loss and seconds)"
     s = get_settings()
     size = size or s.size
     seed_everything(seed)
@@ -96,7 +97,7 @@ def train_config(items, cfg, arch=None, size=None, bs=None, epochs=None, freeze_
     cbs, loss_func = regularizers(**{k: v for k, v in cfg.items() if k in REG_KEYS})
     learn = tl_learner(dls, arch, cbs=cbs, loss_func=loss_func)
     start = time.perf_counter()
-    fine_tune(learn, epochs, lr, freeze_epochs)
+    with epoch_logs(learn, log): fine_tune(learn, epochs, lr, freeze_epochs)
     secs = time.perf_counter() - start
     probs, targs = learn.get_preds()
     learn.valid_probs = (probs, targs)  # for compare_experiment (notebook 13)
@@ -112,6 +113,13 @@ def plot_experiment(df, metric='accuracy', ax=None):
     ax.set(title=f'Validation {metric}', ylabel='')
     for c in ax.containers: ax.bar_label(c, fmt='%.3f', padding=2)
     return ax
+
+def few_per_class(items, n, seed=0):
+    "`items` with `n` training images a class (drawn with `seed`) and every other image validating: little to learn from, much to judge by"
+    df = items.copy()
+    train = df[~df.is_valid.astype(bool)].sample(frac=1, random_state=seed).groupby('label').head(n).index
+    df['is_valid'] = ~df.index.isin(train)
+    return df
 
 def augmentation_experiment(configs=None, source=None, plot=True, **kwargs):
     "Train one learner per config (same data, split, seed and budget): DataFrame of config, metrics, valid_loss, seconds"

@@ -7,7 +7,7 @@ __all__ = ['RUNTIME_CHOICES', 'MIN_SIZE', 'TRAINING', 'LAUNCHABLE', 'train', 'pl
            'evaluate_model', 'export_model', 'number', 'main', 'launched', 'port_free']
 
 # %% ../nbs/16_cli.ipynb #28e31631
-import argparse, os, sys, time, warnings
+import argparse, math, os, sys, time, warnings
 # as in tlhelpers.core, before any fastai import: fastai.layers' `torch.jit.script` deprecation is nothing a user can act on
 warnings.filterwarnings('ignore', message='`torch.jit.script` is deprecated', category=FutureWarning)
 from pathlib import Path
@@ -25,7 +25,7 @@ def train(data, arch=None, size=None, bs=None, lr=None, epochs=None, freeze_epoc
     from fastai.vision.all import CrossEntropyLossFlat
     from tlhelpers.core import setup, run_dir
     from tlhelpers.data import inventory, get_dls, class_weights as weights
-    from tlhelpers.baseline import tl_learner
+    from tlhelpers.baseline import tl_learner, checkpoint_lock
     from tlhelpers.features import fine_tune_fast
     from tlhelpers.evaluation import full_evaluation, write_report
     from tlhelpers.inference import export
@@ -35,7 +35,7 @@ def train(data, arch=None, size=None, bs=None, lr=None, epochs=None, freeze_epoc
     inv = inventory(data, csv=csv, fixes=fixes, class_weights=class_weights)  # labels, files, split: all left out is on record
     dls = get_dls(inv, size=size, bs=bs)
     loss = CrossEntropyLossFlat(weight=weights(dls.items, dls.vocab).to(dls.device)) if class_weights else None
-    with run_dir(out) if is_main() else nullcontext() as run:
+    with checkpoint_lock(checkpoint), run_dir(out) if is_main() else nullcontext() as run:
         learn = fine_tune_fast(tl_learner(dls, arch, loss_func=loss), epochs=epochs, lr=lr, freeze_epochs=freeze_epochs,
                                size=size, checkpoint=checkpoint)  # the head's features at the size trained on
         end_data_parallel(learn)
@@ -129,8 +129,8 @@ def export_model(run, onnx=True, int8=False, calib=None, method='nncf', max_drop
             r = export_int8(run, files, held, train_files, method, max_drop, qat)  # raises, and removes the int8 model, over the tolerance
         for t in r['tried']: print(f"{t['method']}: int8 accuracy {t['accuracy_int8']:.4f}, {t['drop']:.1%} under fp32, over the tolerance")
         print(f"{Path(run)/'model.int8.onnx'}: {r['method']}, calibrated on {len(files)} training images; on {r['n_images']} held-out validation "
-              f"images accuracy fp32 {r['accuracy_fp32']:.4f}, int8 {r['accuracy_int8']:.4f}, agreement {r['agreement']:.4f}, "
-              f"{len(r['layers_fp32'])} layer(s) kept in fp32")
+              f"images accuracy fp32 {r['accuracy_fp32']:.4f}, int8 {r['accuracy_int8']:.4f}, agreement {r['agreement']:.4f} "
+              f"(95% interval {r['agreement_interval'][0]:.3f}..{r['agreement_interval'][1]:.3f}), {len(r['layers_fp32'])} layer(s) kept in fp32")
     if openvino:
         own = int8 and r['method'] == 'nncf'  # OpenVINO's int8 kernels round differently: its own accuracy control, measured in OpenVINO
         with warnings.catch_warnings():
@@ -152,10 +152,11 @@ RUNTIME_CHOICES = ('torch', 'onnx', 'onnx-int8', 'openvino', 'openvino-int8')  #
 MIN_SIZE = 16  # px: smaller inputs leave nothing for a backbone's strided layers (and training refuses smaller images)
 
 def number(kind=int, lo=1, hi=None, above=False):
-    "An argparse type: a `kind` number >= `lo` (> `lo` if `above`) and <= `hi`, else a one-line error naming the bound"
+    "An argparse type: a finite `kind` number >= `lo` (> `lo` if `above`) and <= `hi`, else a one-line error naming the bound"
     def parse(s):
         try: v = kind(s)
         except ValueError: raise argparse.ArgumentTypeError(f"{s!r} is not {'an integer' if kind is int else 'a number'}") from None
+        if not math.isfinite(v): raise argparse.ArgumentTypeError(f"must be a finite number, got {s}")  # nan passes every comparison
         if v < lo or (above and v == lo): raise argparse.ArgumentTypeError(f"must be {'above' if above else 'at least'} {lo}, got {s}")
         if hi is not None and v > hi: raise argparse.ArgumentTypeError(f"must be at most {hi}, got {s}")
         return v

@@ -4,15 +4,16 @@
 
 # %% auto #0
 __all__ = ['DATASETS', 'MIN_SIDE', 'MAX_PIXELS', 'IMAGE_SIGNATURES', 'SKIP_COLUMNS', 'LABEL_PROBLEMS', 'IGNORED_KINDS',
-           'VALID_NAMES', 'TRAIN_NAMES', 'TEST_NAMES', 'IMBALANCE_RATIO', 'ACTIVATION_FACTOR', 'FIX_ACTIONS',
-           'INSPECTION_CLASSES', 'GLYPHS', 'HARD_INSPECTION_CLASSES', 'data_roots', 'download', 'locate', 'RGBImage',
-           'check_image', 'verify_images', 'summarize', 'non_image_files', 'skip_table', 'skip_summary', 'quarantine',
-           'test_folder', 'find_csv', 'read_labels', 'items_df', 'split_and_subsample', 'class_weights', 'check_items',
-           'check_fits', 'Inventory', 'inventory', 'get_dls', 'apply_fixes', 'plot_class_counts', 'plot_image_sizes',
-           'make_inspection_set', 'make_glyph_set', 'make_hard_inspection_set', 'make_dataset']
+           'VALID_NAMES', 'TRAIN_NAMES', 'TEST_NAMES', 'INVISIBLE', 'IMBALANCE_RATIO', 'ACTIVATION_FACTOR',
+           'FIX_ACTIONS', 'INSPECTION_CLASSES', 'GLYPHS', 'HARD_INSPECTION_CLASSES', 'data_roots', 'download', 'locate',
+           'RGBImage', 'check_image', 'verify_images', 'summarize', 'non_image_files', 'skip_table', 'skip_summary',
+           'quarantine', 'test_folder', 'find_csv', 'check_labels', 'read_labels', 'walk_images', 'items_df',
+           'split_and_subsample', 'class_weights', 'check_items', 'check_fits', 'Inventory', 'inventory', 'get_dls',
+           'apply_fixes', 'plot_class_counts', 'plot_image_sizes', 'make_inspection_set', 'make_glyph_set',
+           'make_hard_inspection_set', 'make_dataset']
 
 # %% ../nbs/01_data.ipynb #6a1647f4
-import os, shutil, warnings
+import os, shutil, unicodedata, warnings
 from dataclasses import dataclass
 from pathlib import Path
 from concurrent.futures import ThreadPoolExecutor
@@ -22,7 +23,7 @@ from fastai.vision.all import (PILImage, ImageBlock, CategoryBlock, DataBlock, C
                                aug_transforms, get_image_files, untar_data, URLs, image_extensions)
 from fastprogress.fastprogress import progress_bar
 from sklearn.model_selection import train_test_split
-from .core import get_settings, project_root, in_ci
+from .core import get_settings, project_root, in_ci, OUTPUT_MARKER
 from .images import to_rgb, load_rgb
 
 # %% ../nbs/01_data.ipynb #b64af1ee
@@ -199,10 +200,23 @@ def _with_skips(df, skipped):
     df.attrs['skipped'] = list(skipped.itertuples(index=False, name=None)); return df
 
 # %% ../nbs/01_data.ipynb #df6c8393
+INVISIBLE = dict.fromkeys(i for i in range(0x10000) if unicodedata.category(chr(i)) == 'Cf')  # zero-width spaces, joiners, marks
+
+def check_labels(labels):
+    "Raise, naming both, when two labels differ only by case, Unicode form, outer spaces or invisible characters (`Ants`, `ants`, `ants\\u200b`)"
+    same = {}
+    for l in pd.unique(pd.Series(labels).astype(str)):
+        same.setdefault(unicodedata.normalize('NFKC', l).translate(INVISIBLE).strip().casefold(), []).append(l)
+    if clash := next((v for v in same.values() if len(v) > 1), None):
+        raise ValueError(f"Labels {' and '.join(map(repr, clash))} differ only by case or invisible characters: one class or two? "
+                         "Rename the folders (or fix the CSV) so that each class has one spelling")
+
 def read_labels(csv, path):
     "Items (fname, label, is_valid) from the labels CSV `csv` of files under `path`, checked; `attrs['skipped']`: duplicate, conflicting, blank and missing rows"
     try: df = pd.read_csv(csv, dtype=str, keep_default_na=False)
     except pd.errors.EmptyDataError: raise ValueError(f"The labels CSV {csv} is empty: it needs a filename,label header and a row per image") from None
+    except UnicodeDecodeError as e: raise ValueError(f"The labels CSV {csv} is not UTF-8 text ({e.reason} at byte {e.start}): save it as UTF-8") from None
+    except pd.errors.ParserError as e: raise ValueError(f"The labels CSV {csv} cannot be read as CSV: {str(e).strip()}") from None
     df.columns = df.columns.str.strip()
     if not {'filename', 'label'} <= set(df.columns): raise ValueError(f"{csv} needs columns filename,label; has {list(df.columns)}")
     if df.empty: raise ValueError(f"The labels CSV {csv} has a header but no rows")
@@ -226,7 +240,32 @@ def read_labels(csv, path):
         if (n := (skipped.status == status).sum()):
             warnings.warn(f"{Path(csv).name}: {n} {what}, e.g. {skipped[skipped.status == status].reason.iloc[0]}")
     if df.empty: raise ValueError(f"No usable rows in {csv}: " + ', '.join(f'{n} {k}' for k, n in skipped.status.value_counts().items()))
+    check_labels(df.label)
     return _with_skips(pd.DataFrame({'fname': df.fname.values, 'label': df.label.values, 'is_valid': np.nan}), skipped)
+
+# %% ../nbs/01_data.ipynb #72dd06e7
+def walk_images(path):
+    "Image files under `path` in `get_image_files`' order, and (folder or file, 'ignored', why) for what the walk left out: hidden folders, folders tlh wrote (`OUTPUT_MARKER`), symlinks out of `path` and symlinks to somewhere already walked (loops)"
+    root, files, skipped = Path(path).resolve(), [], []
+    seen, seen_files = {root}, set()
+    def inside(real): return real == root or root in real.parents
+    for d, dirs, names in os.walk(path, followlinks=True):
+        keep = []
+        for n in dirs:
+            sub = Path(d)/n; real = sub.resolve()
+            if n.startswith('.'): why = f'hidden folder ({sum(len(get_image_files(Path(w), recurse=False)) for w, *_ in os.walk(sub))} images inside)'
+            elif (sub/OUTPUT_MARKER).exists(): why = 'a folder tlh wrote (run, checkpoint or cache), not data'
+            elif not inside(real): why = 'symlink to a folder outside the data folder, not followed'
+            elif real in seen: why = 'symlink to a folder already walked (a loop or a second link), not followed'
+            else: why = None; seen.add(real); keep.append(n)
+            if why: skipped.append((sub, 'ignored', why))
+        dirs[:] = keep
+        for f in get_image_files(Path(d), recurse=False):  # skips hidden files
+            real = f.resolve()
+            if not inside(real): skipped.append((f, 'ignored', 'symlink to a file outside the data folder, not followed'))
+            elif real in seen_files: skipped.append((f, 'ignored', 'the same file as another image (a link), not used twice'))
+            else: seen_files.add(real); files.append(f)
+    return files, skipped
 
 # %% ../nbs/01_data.ipynb #9634e687
 def items_df(path, csv=None, label_re=None):
@@ -234,9 +273,7 @@ def items_df(path, csv=None, label_re=None):
     path = Path(path)
     if not path.is_dir(): raise FileNotFoundError(f"No such folder: {path}")
     if csv is not None: return read_labels(find_csv(csv, path), path)
-    files = get_image_files(path)  # skips hidden files and folders
-    hidden = [d for d in path.rglob('.*') if d.is_dir() and not any(p.startswith('.') for p in d.relative_to(path).parts[:-1])]
-    skipped = [(d, 'ignored', f'hidden folder ({len(get_image_files(d, folders=[]))} images inside)') for d in hidden]
+    files, skipped = walk_images(path)
     if not files: raise ValueError(f"No image files under {path}")
     split = _split_dirs(path)
     rows, loose = [], []
@@ -253,10 +290,12 @@ def items_df(path, csv=None, label_re=None):
     if df.empty: raise ValueError(f"No labelled images under {path}: expected class folders (class/image.jpg)")
     if loose: warnings.warn(f"{len(loose)} image(s) not inside a class folder were skipped")
     skipped += [(f, 'ignored', 'not inside a class folder') for f in loose]
+    left_out = {Path(f) for f, *_ in skipped}
     class_dirs = [d for top in ([path/x for x in split if x] if split else [path]) for d in top.iterdir()
-                  if d.is_dir() and not d.name.startswith('.')]
+                  if d.is_dir() and not d.name.startswith('.') and d not in left_out]
     if empty := sorted(d for d in class_dirs if d.name not in set(df.label)):
         warnings.warn(f"Class folder(s) without images skipped: {', '.join(str(d.relative_to(path)) for d in empty)}")
+    check_labels(df.label)
     return _with_skips(df, _skips(skipped + [(d, 'ignored', 'class folder without images') for d in empty]))
 
 # %% ../nbs/01_data.ipynb #67187979

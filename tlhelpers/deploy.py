@@ -4,8 +4,9 @@
 
 # %% auto #0
 __all__ = ['export_onnx', 'onnx_parity', 'random_images', 'calibration_files', 'quantize_int8', 'run_inventory', 'held_out',
-           'fp32_layers', 'quiet_nncf', 'quantize_nncf', 'top1', 'compare', 'int8_check', 'qat_nncf', 'export_int8',
-           'export_openvino', 'ir_fp32_layers', 'openvino_check', 'noise_agreement']
+           'fp32_layers', 'quiet_nncf', 'quantize_nncf', 'top1', 'compare', 'check_evidence', 'int8_report',
+           'int8_check', 'qat_nncf', 'export_int8', 'export_openvino', 'ir_fp32_layers', 'openvino_check',
+           'noise_agreement']
 
 # %% ../nbs/14a_deploy.ipynb #0d0514f5
 import json, logging, warnings
@@ -160,14 +161,37 @@ def compare(fp32, q, held):
     x, y = preprocess(held[0], fp32.config), np.array(held[1])
     p32, p8 = top1(fp32, x), top1(q, x)
     a32, a8 = float((p32 == y).mean()), float((p8 == y).mean())
-    return dict(n_images=len(y), accuracy_fp32=a32, accuracy_int8=a8, agreement=float((p32 == p8).mean()), drop=a32 - a8,
-                classes_predicted=int(len(set(p8.tolist()))), n_classes=len(fp32.vocab))
+    from scipy.stats import binomtest
+    same = int((p32 == p8).sum())
+    lo, hi = binomtest(same, len(y)).proportion_ci(method='wilson')  # how far the agreement measured on these images can be trusted
+    return dict(n_images=len(y), accuracy_fp32=a32, accuracy_int8=a8, agreement=same / len(y), agreement_interval=[float(lo), float(hi)],
+                drop=a32 - a8, classes_predicted=int(len(set(p8.tolist()))), n_classes=len(fp32.vocab))
+
+def check_evidence(held, vocab):
+    "Raise, writing nothing, if the held-out (files, labels) are too few to judge int8 by: under `int8_min_images`, or under `int8_min_per_class` of a class"
+    s = get_settings()
+    counts = np.bincount(np.asarray(held[1], dtype=int), minlength=len(vocab))
+    short = [f'{v} ({c})' for v, c in zip(vocab, counts) if c < s.int8_min_per_class]
+    if len(held[1]) >= s.int8_min_images and not short: return
+    raise ValueError(f"The int8 check would rest on {len(held[1])} held-out validation image(s)" + (f", with too few of {', '.join(short[:5])}" if short else '')
+                     + f": too few to tell whether int8 keeps fp32's answers (it needs {s.int8_min_images} images and {s.int8_min_per_class} "
+                     "of each class; int8_min_images, int8_min_per_class settings). No int8 model written: validate on more images, or use the fp32 model")
+
+def int8_report(run):
+    "The int8 report `run/int8.json` as a dict: empty if there is none, and (with a warning) if it is damaged, so the next check writes it anew"
+    f = Path(run)/'int8.json'
+    if not f.exists(): return {}
+    try: rep = json.loads(f.read_text(encoding='utf-8'))
+    except (json.JSONDecodeError, UnicodeDecodeError): rep = None
+    if isinstance(rep, dict): return rep
+    warnings.warn(f"{f} is damaged (not the JSON object tlhelpers writes): it is written anew by this export"); return {}
 
 def int8_check(run, held, max_drop=None, method='nncf', tried=()):
     "fp32 vs int8 on the held-out `held` (files, labels), written to `run/int8.json`; raise (removing the int8 model) if accuracy drops more than `max_drop`; `tried`: reports of methods that missed"
     import onnx
     run, max_drop = Path(run), get_settings().int8_max_drop if max_drop is None else max_drop
     fp32, q = OnnxClassifier(run), OnnxClassifier(run, int8=True)
+    check_evidence(held, fp32.vocab)
     rep = dict(method=method, **compare(fp32, q, held), max_drop=max_drop, layers_fp32=fp32_layers(onnx.load(run/'model.int8.onnx')))
     rep['written'] = bool(rep['drop'] <= max_drop + 1e-9)
     rep['tried'] = [{k: t[k] for k in ('method', 'accuracy_int8', 'agreement', 'drop')} for t in tried]
@@ -227,6 +251,7 @@ def qat_nncf(run, files, train_files, epochs=None, n=None, lr=1e-5, bs=32, seed=
 
 def export_int8(run, files, held, train_files=None, method='nncf', max_drop=None, qat='auto'):
     "int8 as `tlh export --int8` makes it: `method` nncf (accuracy control, then QAT on `train_files` if it misses and `qat` is 'auto'; `qat=True`: QAT alone) or ort; `int8_check`'s report"
+    check_evidence(held, json.loads((Path(run)/'model.json').read_text())['vocab'])  # before minutes of quantizing
     if method == 'ort':
         quantize_int8(run, files)
         return int8_check(run, held, max_drop, 'ort')
@@ -236,7 +261,7 @@ def export_int8(run, files, held, train_files=None, method='nncf', max_drop=None
         try: return int8_check(run, held, max_drop, 'nncf')
         except ValueError:
             if not qat or not train_files: raise
-            tried.append(json.loads((Path(run)/'int8.json').read_text()))
+            tried.append(int8_report(run))
     if not train_files: raise ValueError("Quantization-aware fine-tuning needs the run's training images, which are not here")
     qat_nncf(run, files, train_files)
     return int8_check(run, held, max_drop, 'nncf-qat', tried)
@@ -269,9 +294,10 @@ def openvino_check(run, held, max_drop=None):
     import openvino
     from tlhelpers.runtime import OpenVinoClassifier
     run = Path(run)
-    rep = json.loads((run/'int8.json').read_text()) if (run/'int8.json').exists() else {}
+    rep = int8_report(run)
     rep['max_drop'] = get_settings().int8_max_drop if max_drop is None else max_drop
     fp32, q = OpenVinoClassifier(run), OpenVinoClassifier(run, int8=True)
+    check_evidence(held, fp32.vocab)
     ov = {k: v for k, v in compare(fp32, q, held).items() if k in ('accuracy_fp32', 'accuracy_int8', 'agreement', 'drop')}
     ov['written'] = bool(ov['drop'] <= rep['max_drop'] + 1e-9)
     ov['layers_fp32'] = ir_fp32_layers(openvino.Core().read_model(run/'model.int8.xml'))

@@ -116,8 +116,10 @@ def load_bundle(path, device='cpu'):
     "A `Classifier` from a `model.json` + `model.safetensors` folder, without unpickling anything"
     path = Path(path)
     try: cfg = json.loads((path/'model.json').read_text())
-    except json.JSONDecodeError as e: raise ValueError(f"{path/'model.json'} is damaged ({e}): copy the run folder again") from None
+    except (json.JSONDecodeError, UnicodeDecodeError) as e: raise ValueError(f"{path/'model.json'} is damaged ({e}): copy the run folder again") from None
     if cfg.get('format') != 'tlhelpers-bundle': raise ValueError(f"{path/'model.json'} is not a tlhelpers model bundle")
+    if missing := [k for k in ('arch', 'n_out', 'head', 'vocab') if k not in cfg]:
+        raise ValueError(f"{path/'model.json'} lacks {', '.join(missing)}: not a complete tlhelpers model bundle, export it anew")
     head = {k: v for k, v in cfg['head'].items() if k in HEAD_DEFAULTS}
     model, _ = create_timm_model(cfg['arch'], cfg['n_out'], pretrained=False, **head)
     try: load_safetensors(model, str(path/'model.safetensors'), strict=True, device=str(device))

@@ -16,10 +16,10 @@ import matplotlib.pyplot as plt
 from fastcore.basics import patch
 from fastai.vision.all import CrossEntropyLossFlat, Callback, CancelFitException, CancelTrainException, CancelValidException, find_bs
 from sklearn.metrics import accuracy_score, balanced_accuracy_score, precision_recall_fscore_support
-from .core import setup, get_settings, seed_everything, run_dir
+from .core import setup, get_settings, seed_everything, run_dir, output_dir
 from .data import get_dls, inventory, class_weights
 from fastai.vision.all import Normalize, no_random
-from .baseline import tl_learner, resume_point, save_checkpoint, fit_unfrozen, BNStatsFrozen
+from .baseline import tl_learner, resume_point, save_checkpoint, checkpoint_lock, fit_unfrozen, BNStatsFrozen
 from .freezing import FreezeEarly
 from .features import cached_features, features_learner, fit_head_from_features
 from .tuning import median_lr
@@ -211,7 +211,7 @@ class Recipe:
         self.metric = metric or s.recipe_metric
         if self.metric not in METRICS: raise ValueError(f"Unknown metric {self.metric!r}; choose one of {', '.join(METRICS)}")
         self.ck = Path(checkpoint) if checkpoint else None
-        if self.ck and is_main(): self.ck.mkdir(parents=True, exist_ok=True)
+        if self.ck and is_main(): output_dir(self.ck)
         self._tmp = tempfile.TemporaryDirectory()
         self.work = self.ck if self.ck and is_main() else Path(self._tmp.name)  # what this process writes
         self.state = RecipeState(self.ck)
@@ -258,8 +258,8 @@ def baseline(self:Recipe, learn, model, ck):
     feats = cached_features(learn, size=self.sizes[-1])
     lr = self.find_lr(learn, feats)
     with alone(): fit_head_from_features(learn, feats, get_settings().head_epochs, lr)  # every process alike, none waiting
-    if ck: save_checkpoint(ck, learn, 'baseline', 0)
     self.keep_if_best(learn, model, self._name(model, 'baseline'), *(t.numpy() for t in learn.get_preds()))
+    if ck: save_checkpoint(ck, learn, 'baseline', 0)  # after its score is recorded: a checkpoint at 'baseline' always has one
 
 # %% ../nbs/15_recipe.ipynb #5c4a0ca3
 class StopAfter(Callback):
@@ -276,8 +276,8 @@ def race(self:Recipe, learn, model, ck):
     cands, ends, start_w, mem = {c['name']: c for c in plan['candidates']}, self._ends(model), copy_weights(learn), {}
     def train(name, upto):
         cdir, work, curve = (ck or self.work)/'race'/name, self.work/'race'/name, plan['curves'][name]
-        if is_main(): cdir.mkdir(parents=True, exist_ok=True)
-        work.mkdir(parents=True, exist_ok=True)
+        if is_main(): output_dir(cdir)
+        output_dir(work)
         learn.opt = None; load_weights(learn, start_w)
         if name in mem:  # trained in this run: its weights and optimizer from memory
             w, opt, start = mem[name]; load_weights(learn, w); learn.create_opt(); learn.opt.load_state_dict(opt)
@@ -328,7 +328,7 @@ def _promote(self:Recipe, learn, model, ck, mem, last):
     if w in mem: weights, opt, start = mem[w]; load_weights(learn, weights); learn.create_opt(); learn.opt.load_state_dict(opt)
     else: _, start = resume_point(cdir, learn)
     if ck and is_main():
-        for f in ('ckpt.pth', 'rng.pth', 'state.json'): shutil.copy(cdir/f, ck/f'{f}.tmp'); (ck/f'{f}.tmp').replace(ck/f)
+        for f in ('ckpt.pth', 'rng.json', 'state.json'): shutil.copy(cdir/f, ck/f'{f}.tmp'); (ck/f'{f}.tmp').replace(ck/f)
     return start
 
 # %% ../nbs/15_recipe.ipynb #6cbcb316
@@ -391,10 +391,11 @@ def fine_tune(self:Recipe, learn, model, ck, start=0):
 def train_model(self:Recipe, arch, model='main'):
     "A learner for `arch` through baseline, race and fine-tuning, resumed from its checkpoint; holds its best stage's weights"
     ck = (self.ck if model == 'main' else self.ck/model) if self.ck else None
-    if ck and is_main(): ck.mkdir(parents=True, exist_ok=True)
+    if ck and is_main(): output_dir(ck)
     learn = self.learner(arch)
     stage, start = resume_point(ck, learn)
-    if stage == 'frozen': self.baseline(learn, model, ck)
+    if stage == 'frozen' or (stage == 'baseline' and self._name(model, 'baseline') not in self.state.stages):  # (killed before its score was kept)
+        self.baseline(learn, model, ck)
     return self.fine_tune(learn, model, ck, start if stage == 'unfrozen' else 0)
 
 # %% ../nbs/15_recipe.ipynb #0d4517dd
@@ -542,21 +543,23 @@ def _sections(self:Recipe, table, chosen, valid, test):
 @patch
 def run(self:Recipe, out='runs/recipe'):
     "Every stage in order, then the report in a new run folder under `out`; returns (run folder, summary)"
-    learn = self.train_model(self.arch)
-    member = None
-    if self.arch2:
-        seed_everything()  # the member's random draws do not depend on whether the main model trained in this run or was resumed
-        member = self.train_model(self.arch2, 'ensemble')
-    end_data_parallel(*(l for l in (learn, member) if l))
-    if not is_main(): return None, None  # the main process alone chooses, tests and reports
-    with alone():
-        chosen, predict = self.choose(learn, member)
-        test_probs = predict(learn.dls.test_dl(self.test, with_labels=True))
-        run, summary = self.write(out, learn, chosen, test_probs)
-    v, t = summary['valid'], summary['test']
-    print(f'chosen={chosen} ' + ' '.join(f'valid_{k}={v[k]:.4f} test_{k}={t[k]:.4f}' for k in METRICS),
-          f'minutes={self.state.minutes():.1f}', f'run={run}', flush=True)
-    return run, summary
+    with checkpoint_lock(self.ck):  # one run at a time in a checkpoint folder
+        learn = self.train_model(self.arch)
+        member = None
+        if self.arch2:
+            seed_everything()  # the member's random draws do not depend on whether the main model trained in this run or was resumed
+            member = self.train_model(self.arch2, 'ensemble')
+        end_data_parallel(*(l for l in (learn, member) if l))
+        if not is_main(): return None, None  # the main process alone chooses, tests and reports
+        with alone():
+            chosen, predict = self.choose(learn, member)
+            test_probs = predict(learn.dls.test_dl(self.test, with_labels=True))
+            run, summary = self.write(out, learn, chosen, test_probs)
+        v, t = summary['valid'], summary['test']
+        print(f'chosen={chosen} ' + ' '.join(f'valid_{k}={v[k]:.4f} test_{k}={t[k]:.4f}' for k in METRICS),
+              f'minutes={self.state.minutes():.1f}', f'run={run}', flush=True)
+        return run, summary
+
 
 def recipe(data, out='runs/recipe', **kwargs):
     "`Recipe(data, **kwargs).run(out)`: the whole recipe on `data`, reported in a new run folder; (run folder, summary)"

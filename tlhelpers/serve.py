@@ -6,7 +6,7 @@
 __all__ = ['RUNTIMES', 'load_runtime', 'example_images', 'make_app', 'serve']
 
 # %% ../nbs/14c_serve.ipynb #61043ff6
-import os
+import atexit, os, shutil, tempfile
 from pathlib import Path
 import numpy as np
 os.environ.setdefault('GRADIO_ANALYTICS_ENABLED', 'False')  # no calls home
@@ -33,18 +33,24 @@ def example_images(run, n=2):
 
 # %% ../nbs/14c_serve.ipynb #5f4c05c5
 def make_app(model, examples=(), k=3, title='tlhelpers classifier'):
-    "A `gradio.Interface`: an image in, the top `k` classes of `model` (anything with `predict` and `vocab`) out"
+    "A `gradio.Interface`: an image in, the top `k` classes of `model` (anything with `predict` and `vocab`) out; each upload is deleted once answered"
     import gradio as gr
-    def classify(img):
-        if img is None: return {}
-        probs = np.asarray(model.predict([img]))[0]
+    keep = {Path(e).name for e in examples}  # examples' cached copies are reused at every click
+    def classify(path):
+        if path is None: return {}
+        try: probs = np.asarray(model.predict([path]))[0]  # the uploaded file as sent, through `predict`'s own loader
+        finally:
+            if Path(path).name not in keep: Path(path).unlink(missing_ok=True)
         return {c: float(p) for c, p in zip(model.vocab, probs)}
-    return gr.Interface(classify, gr.Image(type='pil', label='image'), gr.Label(num_top_classes=min(k, len(model.vocab)), label='prediction'),
+    image = gr.Image(type='filepath', image_mode=None, label='image')  # no conversion by the page: the model's loader converts
+    return gr.Interface(classify, image, gr.Label(num_top_classes=min(k, len(model.vocab)), label='prediction'),
                         examples=[[e] for e in examples] or None, title=title, flagging_mode='never', api_name='predict',
                         description=f"{len(model.vocab)} classes: {', '.join(model.vocab[:10])}{'...' if len(model.vocab) > 10 else ''}")
 
 def serve(run, port=7860, runtime='torch', share=False, k=3, block=True):
     "Launch `make_app` for the model at `run` on 127.0.0.1:`port` (and a public link if `share`); returns the app"
+    if 'GRADIO_TEMP_DIR' not in os.environ:  # Gradio's uploads in a folder of this server's own, removed when it ends
+        os.environ['GRADIO_TEMP_DIR'] = tmp = tempfile.mkdtemp(prefix='tlh-serve-'); atexit.register(shutil.rmtree, tmp, ignore_errors=True)
     app = make_app(load_runtime(run, runtime), example_images(run), k, title=f'{Path(run).name} ({runtime})')
     app.launch(server_name='127.0.0.1', server_port=port, share=share, prevent_thread_lock=not block, quiet=False,
                inline=False)  # no iframe in a notebook: the server lives only as long as the kernel
