@@ -29,10 +29,11 @@ export: $(STAMP)
 	$(BIN)/nbdev-clean
 	$(BIN)/nbdev-export
 
-# Fails when tlhelpers/ is out of sync with nbs/ or notebooks are not clean.
+# Fails when tlhelpers/ is out of sync with nbs/, notebooks are not clean, or ruff finds an unused import or undefined name.
 check: $(STAMP)
 	$(BIN)/nbdev-clean
 	$(BIN)/nbdev-export
+	$(BIN)/ruff check tlhelpers tests tools bench
 	git status --porcelain -- tlhelpers nbs
 	test -z "$$(git status --porcelain -- tlhelpers nbs)"
 

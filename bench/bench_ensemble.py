@@ -5,7 +5,7 @@ Members can be changed with BENCH_MEMBERS="arch:size:epochs,arch:size:epochs".""
 import os, time, platform, datetime
 from pathlib import Path
 os.environ.pop('TLH_QUICK', None)
-import numpy as np, pandas as pd, torch
+import pandas as pd, torch
 from tlhelpers.core import setup
 from tlhelpers.data import get_dls
 from tlhelpers.baseline import tl_learner, fine_tune

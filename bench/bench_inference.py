@@ -74,7 +74,7 @@ def main(runs, qat, tests=()):
     from tlhelpers.inference import load_model
     from tlhelpers.runtime import OnnxClassifier, OpenVinoClassifier, preprocess
     from tlhelpers.deploy import export_onnx, export_int8, export_openvino, calibration_files, held_out, run_inventory, quantize_int8
-    import onnx, onnxruntime, openvino
+    import onnxruntime, openvino
     setup(bars=False)
     for run in map(Path, runs):
         t_run = time.time()

@@ -11,7 +11,7 @@ once per budget (default: the recipe_minutes setting). The race column lists eac
 epoch it trained (the winner's only up to the race's end). Prints a table and appends it to bench/results/bench_recipe.md.
 Run it under `flock /tmp/heavy.lock` on a shared machine.
 """
-import argparse, os, platform, sys, tempfile, time
+import argparse, os, sys, tempfile, time
 os.environ.pop('TLH_QUICK', None)
 os.environ.setdefault('TLH_NO_BARS', '1')
 from pathlib import Path

@@ -20,7 +20,6 @@ def epoch_seconds(log):
     return [int(m) * 60 + int(s) for m, s in re.findall(r'^\d+\s.*\s(\d\d):(\d\d)\s*$', last, re.M)]
 
 def train(processes, data, epochs, bs, work, gpu):
-    cores = torch.cuda.device_count() if gpu else os.cpu_count()
     out = work/f'train-{processes}'
     t = time.perf_counter()
     with modified_env(OMP_NUM_THREADS=str(max(1, os.cpu_count() // processes)), CI='1'):

@@ -4,13 +4,13 @@ Run from the project root: `flock /tmp/heavy.lock .venv/bin/python bench/bench_s
 Prints the table and appends it to bench/results/bench_search.md. Trials follow the `search_*` settings
 (a new head trained with one-cycle on cached features of the frozen search_arch at search_size).
 """
-import os, sys, time, tempfile, datetime, platform
+import os, time, tempfile, datetime, platform
 os.environ['TLH_QUICK'] = '0'
 os.environ.setdefault('TLH_NO_BARS', '1')
 from pathlib import Path
 import optuna, torch
 from tlhelpers.core import setup, project_root
-from tlhelpers.search import (search_space, grid_size, search_budget, trial_features, fixed_scheme, hparam_search,
+from tlhelpers.search import (search_space, grid_size, trial_features, fixed_scheme, hparam_search,
                               search_table, finished)
 
 def main():

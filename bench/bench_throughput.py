@@ -40,7 +40,7 @@ def model_variant(name, arch, size, bs, steps):
 
 def data_variant(name, size, bs, n_batches):
     "Images/s of the input pipeline alone (decode, presize, batch augment), no model"
-    import shutil, tempfile
+    import tempfile
     from PIL import Image
     from tlhelpers.data import get_dls, items_df, locate, split_and_subsample
     df = split_and_subsample(items_df(locate('flowers')), n_per_class=bs * n_batches // 5 + 1)

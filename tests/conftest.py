@@ -1,4 +1,4 @@
-import os, shutil, sys
+import os, shutil, subprocess, sys
 from pathlib import Path
 import numpy as np, pytest
 from PIL import Image
@@ -52,3 +52,34 @@ def messy_folder(tmp_path, hymenoptera):
 def postgres_url():
     "A throwaway PostgreSQL server for the session (tools/pgserver.py); its SQLAlchemy URL"
     with throwaway_postgres() as url: yield url
+
+# Running `tlh` in tests: as a subprocess, as a user would, or in-process (`main`) to save the start-up time
+TLH = Path(sys.executable).parent/'tlh'
+
+def tlh(*args, cwd):
+    "Run `tlh args` in quick mode without progress bars; the CompletedProcess"
+    env = dict(os.environ, TLH_QUICK='1', CI='1')
+    return subprocess.run([str(TLH), *map(str, args)], cwd=cwd, env=env, capture_output=True, text=True, timeout=600)
+
+def ok(r):
+    assert r.returncode == 0, r.stderr[-3000:]
+    return r
+
+def refused(r, *words):
+    "A clean failure: exit code 2, one `tlh: error:` line naming `words`, no traceback"
+    assert r.returncode == 2, (r.returncode, r.stderr[-3000:])
+    assert 'Traceback' not in r.stderr
+    err = [l for l in r.stderr.splitlines() if l.startswith('tlh: error:')]
+    assert len(err) == 1, r.stderr[-3000:]
+    for w in words: assert w in err[0], err[0]
+
+@pytest.fixture
+def main(monkeypatch, capsys):
+    "Call `tlh` in-process: (exit code, stdout, stderr)"
+    monkeypatch.setenv('CI', '1'); monkeypatch.setenv('TLH_QUICK', '1')
+    from tlhelpers.cli import main as tlh_main
+    def run(*args):
+        code = tlh_main([str(a) for a in args])
+        out = capsys.readouterr()
+        return code, out.out, out.err
+    return run

@@ -3,41 +3,13 @@
 The workflows (train -> predict -> evaluate, recipe) run `tlh` as a subprocess, exactly as a user would; the
 error paths call `tlhelpers.cli.main` in-process (same code, same exit code and message) to save the start-up time.
 """
-import json, os, shutil, subprocess, sys
+import json, shutil
 from pathlib import Path
 import numpy as np, pandas as pd, pytest
 from PIL import Image
 from tlhelpers.core import get_settings
 
-TLH = Path(sys.executable).parent/'tlh'
-
-def tlh(*args, cwd):
-    "Run `tlh args` in quick mode without progress bars; the CompletedProcess"
-    env = dict(os.environ, TLH_QUICK='1', CI='1')
-    return subprocess.run([str(TLH), *map(str, args)], cwd=cwd, env=env, capture_output=True, text=True, timeout=600)
-
-def ok(r):
-    assert r.returncode == 0, r.stderr[-3000:]
-    return r
-
-def refused(r, *words):
-    "A clean failure: exit code 2, one `tlh: error:` line naming `words`, no traceback"
-    assert r.returncode == 2, (r.returncode, r.stderr[-3000:])
-    assert 'Traceback' not in r.stderr
-    err = [l for l in r.stderr.splitlines() if l.startswith('tlh: error:')]
-    assert len(err) == 1, r.stderr[-3000:]
-    for w in words: assert w in err[0], err[0]
-
-@pytest.fixture
-def main(monkeypatch, capsys):
-    "Call `tlh` in-process: (exit code, stdout, stderr)"
-    monkeypatch.setenv('CI', '1'); monkeypatch.setenv('TLH_QUICK', '1')
-    from tlhelpers.cli import main as tlh_main
-    def run(*args):
-        code = tlh_main([str(a) for a in args])
-        out = capsys.readouterr()
-        return code, out.out, out.err
-    return run
+from conftest import tlh, ok, refused  # the shared helpers (and the `main` fixture)
 
 @pytest.fixture(scope='module')
 def work(tmp_path_factory, hymenoptera):

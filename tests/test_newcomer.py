@@ -2,10 +2,9 @@
 numbers named in one line, runs that work from any directory. Each test fails on the code before that issue.
 """
 import json, shutil, subprocess, time, warnings
-from pathlib import Path
 import pandas as pd, pytest
 from PIL import Image
-from test_cli import TLH, tlh, ok, refused, main  # noqa: F401  (`main`: the in-process fixture)
+from conftest import TLH, tlh, ok, refused
 
 @pytest.fixture(scope='module')
 def labelled(tmp_path_factory, hymenoptera):

@@ -1,9 +1,8 @@
 "Bad folders and bad requests get a clear message or a reported skip; the same seed gives the same results."
-import shutil, warnings
 import pytest
 from PIL import Image
 from tlhelpers.core import setup
-from tlhelpers.data import get_dls, items_df, locate
+from tlhelpers.data import get_dls, items_df
 from tlhelpers.baseline import tl_learner, evaluate
 
 def _tree(root, spec, size=(40, 32)):

@@ -111,6 +111,9 @@ def test_kill_and_resume_tlh_recipe(tmp_path):
     assert after['stages']['mirror TTA 64px']['minutes'] >= before['stages']['baseline']['minutes']
     assert [e['epoch'] for e in after['epochs']] == list(range(8))   # each epoch logged once, across the kill
     assert (tmp_path/'run'/'report.md').exists() and (tmp_path/'run'/'lr_find.png').exists()
+    other = subprocess.run([tlh, 'recipe', 'flowers', '--quick', '--checkpoint', str(ck), '--out', str(tmp_path/'flowers')], env=env,
+                           capture_output=True, text=True, timeout=300)   # the finished ants/bees checkpoint, given flowers
+    assert other.returncode == 2 and 'was made for other data' in other.stderr and not (tmp_path/'flowers').exists(), other.stderr[-2000:]
 
 def test_recipe_killed_at_its_baseline_checkpoint_completes(tmp_path):
     "A checkpoint at 'baseline' whose score never reached recipe.json (killed between the two, as older versions wrote them) redoes the baseline"

@@ -1,7 +1,6 @@
 "A hyperparameter search killed mid-run resumes from its SQLite storage without losing or repeating trials"
 import itertools, os, signal, sqlite3, subprocess, sys, time
 from pathlib import Path
-import pytest
 
 SEARCH = ("import sys; from tlhelpers.core import setup; from tlhelpers.search import hparam_search; "
           "setup(bars=False); hparam_search('grid', sys.argv[1])")

@@ -1,5 +1,5 @@
 "Offline pretrained weights: every backbone with pip-installed weights must know ImageNet."
-import pytest, skimage.data, torch
+import pytest, skimage.data
 from PIL import Image
 from tlhelpers.weights import create_model, imagenet_top5, timm_kwargs, WeightsUnavailable, OFFLINE_WEIGHTS, cached_weights
 

@@ -7,20 +7,19 @@ __all__ = ['audit_features', 'oof_probs', 'label_issues', 'file_hash', 'duplicat
            'audit']
 
 # %% ../nbs/05a_audit.ipynb #4facdcce
-import hashlib, time, warnings
+import hashlib, html, time, warnings
 from pathlib import Path
 import numpy as np, pandas as pd
 import matplotlib.pyplot as plt
 from sklearn.linear_model import LogisticRegression
 from sklearn.model_selection import StratifiedKFold, cross_val_predict
 from sklearn.preprocessing import normalize
-from .core import setup, get_settings, run_dir
+from .core import setup, get_settings, run_dir, md_table
 from .data import get_dls, inventory, load_rgb
 from .baseline import tl_learner
 from .features import cached_features
 from .augment import NO_AUG
 from .progressive import sized_dls
-from .evaluation import md_table
 
 # %% ../nbs/05a_audit.ipynb #d063e551
 def audit_features(data, csv=None, archs=None, size=None, fixes=None):
@@ -137,8 +136,9 @@ class Reviewer:
             r = self.table.iloc[self.i]
             img.value = Path(r.filename).read_bytes()
             done = self.decisions.get(r.filename, ('undecided', None))
-            info.value = (f"<b>{self.i + 1}/{len(self.table)}</b> {Path(r.filename).name}: given <b>{r.get('given', r.get('label'))}</b>"
-                          f", suggested <b>{r.get('suggested', '-')}</b>; decision: {done[0]} {done[1] or ''}")
+            e = lambda v: html.escape(str(v))  # file names and labels are text, never markup
+            info.value = (f"<b>{self.i + 1}/{len(self.table)}</b> {e(Path(r.filename).name)}: given <b>{e(r.get('given', r.get('label')))}</b>"
+                          f", suggested <b>{e(r.get('suggested', '-'))}</b>; decision: {e(done[0])} {e(done[1] or '')}")
             if r.get('suggested') in self.vocab: new.value = r.suggested
         def act(a):
             def f(_):

@@ -9,11 +9,11 @@ __all__ = ['NO_AUG', 'AUG_CONFIGS', 'REG_KEYS', 'shift_shear_mat', 'ShiftShear',
 # %% ../nbs/06_augmentation.ipynb #20057a88
 import math, time
 from functools import partial
-import numpy as np, pandas as pd, torch, torch.nn.functional as F
+import pandas as pd, torch, torch.nn.functional as F
 import matplotlib.pyplot as plt
 from fastai.vision.all import (AffineCoordTfm, PadMode, RandomResizedCropGPU, affine_mat, aug_transforms, show_image,
                                MixUp, CutMix, LabelSmoothingCrossEntropyFlat)
-from .core import get_settings, setup, seed_everything, epoch_logs
+from .core import get_settings, seed_everything, epoch_logs
 from .data import get_dls
 from .baseline import tl_learner, fine_tune, classification_metrics
 from .evaluation import with_preds

@@ -7,10 +7,10 @@ __all__ = ['ONLINE_EXAMPLES', 'check_backbone', 'candidate_backbones', 'inferenc
            'plot_backbones']
 
 # %% ../nbs/08_backbones.ipynb #cc776bac
-import math, time
+import time
 import numpy as np, pandas as pd, torch, timm
 import matplotlib.pyplot as plt
-from .core import get_settings, setup, seed_everything, epoch_logs
+from .core import get_settings, seed_everything, epoch_logs
 from .weights import offline_archs, check_arch, hub_reachable
 from .data import get_dls
 from .baseline import tl_learner, fine_tune, evaluate

@@ -12,15 +12,14 @@ __all__ = ['BNStatsFrozen', 'cpu_bf16_fast', 'CPUBFloat16', 'tl_learner', 'rng_s
 import fcntl, hashlib, json, random
 from contextlib import contextmanager
 from pathlib import Path
-import numpy as np, pandas as pd, torch
+import numpy as np, torch
 from torch import nn
 from fastcore.foundation import L
 import matplotlib.pyplot as plt
 from fastai.vision.all import vision_learner, accuracy, Callback, save_model, load_model, to_float, default_device
 from sklearn.metrics import accuracy_score, precision_recall_fscore_support, confusion_matrix
-from .core import get_settings, setup, output_dir
+from .core import get_settings, output_dir
 from .weights import timm_kwargs
-from .data import get_dls
 from .distributed import distribute, is_main, bare_model
 
 # %% ../nbs/02_baseline.ipynb #cd850411

@@ -5,7 +5,7 @@
 # %% auto #0
 __all__ = ['MODES', 'INTERRUPTED', 'OUTPUT_MARKER', 'find_settings', 'project_root', 'is_quick', 'run_mode', 'course_mode',
            'get_settings', 'seed_everything', 'StopOnInterrupt', 'catch_interrupts', 'EpochLog', 'epoch_logs', 'in_ci',
-           'setup', 'output_dir', 'new_run_dir', 'run_dir']
+           'setup', 'output_dir', 'new_run_dir', 'run_dir', 'md_table']
 
 # %% ../nbs/00_core.ipynb #252b32a2
 import os, configparser, importlib.util, signal, threading, warnings
@@ -183,3 +183,11 @@ def run_dir(out):
     except BaseException:
         if run.is_dir() and not [f for f in run.iterdir() if f.name != OUTPUT_MARKER]: (run/OUTPUT_MARKER).unlink(missing_ok=True); run.rmdir()
         raise
+
+# %% ../nbs/00_core.ipynb #7ca0385f
+def md_table(df, index=True, floatfmt='.4f'):
+    "A DataFrame as a markdown table"
+    df = df.reset_index() if index else df
+    fmt = lambda v: format(v, floatfmt) if isinstance(v, (float, np.floating)) else str(v)
+    rows = [list(map(str, df.columns)), ['---'] * df.shape[1], *[[fmt(v) for v in r] for r in df.itertuples(index=False)]]
+    return '\n'.join('| ' + ' | '.join(r) + ' |' for r in rows)

@@ -18,13 +18,13 @@ from dataclasses import dataclass
 from pathlib import Path
 from concurrent.futures import ThreadPoolExecutor
 import numpy as np, pandas as pd
-from PIL import Image, ImageOps, ImageDraw, UnidentifiedImageError
+from PIL import Image, ImageDraw, UnidentifiedImageError
 from fastai.vision.all import (PILImage, ImageBlock, CategoryBlock, DataBlock, ColReader, ColSplitter, Resize,
                                aug_transforms, get_image_files, untar_data, URLs, image_extensions)
 from fastprogress.fastprogress import progress_bar
 from sklearn.model_selection import train_test_split
-from .core import get_settings, project_root, in_ci, OUTPUT_MARKER
-from .images import to_rgb, load_rgb
+from .core import get_settings, project_root, in_ci, OUTPUT_MARKER, md_table
+from .images import load_rgb
 
 # %% ../nbs/01_data.ipynb #b64af1ee
 DATASETS = {
@@ -370,7 +370,6 @@ class Inventory:
         self.skipped.to_csv(Path(folder)/'skipped.csv', index=False); return Path(folder)/'skipped.csv'
     def markdown(self):
         "The run report's account of the data: images per split, then every file left out or converted, with its reason"
-        from tlhelpers.evaluation import md_table
         n_valid, n_test = int(self.items.is_valid.sum()), 0 if self.test is None else len(self.test)
         counts = ', '.join(f'{n} {k}' for k, n in self.skipped.status.value_counts().items()) or 'nothing skipped'
         said = (f"{self.root or 'An items table'}: {len(self.items) + n_test} images used ({len(self.items) - n_valid} train, {n_valid} valid, "

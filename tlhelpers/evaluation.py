@@ -6,17 +6,15 @@
 __all__ = ['COURSE_SEEDS', 'per_class_report', 'most_confused', 'mcnemar_p', 'compare_preds', 'compare_summary', 'ValidPreds',
            'KeptPreds', 'with_preds', 'compare_experiment', 'seed_runs', 'seed_summary', 'seed_sentence', 'bench_table',
            'item_files', 'losses_table', 'top_losses', 'plot_top_losses', 'grad_cam', 'plot_cams', 'evaluation_report',
-           'full_evaluation', 'md_table', 'write_report']
+           'full_evaluation', 'write_report']
 
 # %% ../nbs/13_evaluation.ipynb #8b010f32
-import json
 from pathlib import Path
 import numpy as np, pandas as pd, torch
 import matplotlib.pyplot as plt
 from sklearn.metrics import classification_report, confusion_matrix
-from .core import setup
-from .data import get_dls, load_rgb
-from .baseline import tl_learner, fine_tune, classification_metrics, plot_confusion, save_report
+from .data import load_rgb
+from .baseline import classification_metrics, save_report
 
 # %% ../nbs/13_evaluation.ipynb #bfbcded7
 def per_class_report(targs, preds, vocab):
@@ -165,7 +163,7 @@ def seed_sentence(summary):
 
 # %% ../nbs/13_evaluation.ipynb #f20c3538
 import itertools, re
-from .core import project_root
+from .core import project_root, md_table
 
 def bench_table(name, section, run=-1):
     "The first table under the `###` section of `bench/results/<name>` whose title contains `section`, in the `run`-th such run (default: latest); (heading, DataFrame)"
@@ -283,13 +281,6 @@ def full_evaluation(learn, dl=None, out=None, k=9, **extra):
     return res
 
 # %% ../nbs/13_evaluation.ipynb #ed5f9d58
-def md_table(df, index=True, floatfmt='.4f'):
-    "A DataFrame as a markdown table"
-    df = df.reset_index() if index else df
-    fmt = lambda v: format(v, floatfmt) if isinstance(v, (float, np.floating)) else str(v)
-    rows = [list(map(str, df.columns)), ['---'] * df.shape[1], *[[fmt(v) for v in r] for r in df.itertuples(index=False)]]
-    return '\n'.join('| ' + ' | '.join(r) + ' |' for r in rows)
-
 def write_report(path, title, res, sections=None, **info):
     "Write a readable `report.md` into `path`: `info`, metrics, extra `sections` (heading: markdown), per-class table, confusions, plots"
     path = Path(path)

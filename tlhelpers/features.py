@@ -9,7 +9,7 @@ __all__ = ['features_dir', 'feature_key', 'norm_stats', 'extract_features', 'loa
 # %% ../nbs/05_feature_extraction.ipynb #d5c6b980
 import os, hashlib, time, warnings, zipfile
 from pathlib import Path
-import numpy as np, pandas as pd, torch
+import numpy as np, torch
 import torchvision.transforms as T
 from torch.utils.data import Dataset, TensorDataset
 from torch.utils.data import DataLoader as TorchDataLoader

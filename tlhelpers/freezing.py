@@ -15,7 +15,7 @@ from torch import nn
 from fastai.callback.core import Callback
 from fastai.callback.hook import hook_outputs
 from .core import get_settings, seed_everything, epoch_logs
-from .evaluation import ValidPreds, with_preds, compare_experiment, compare_summary
+from .evaluation import ValidPreds, with_preds
 
 # %% ../nbs/04_freezing.ipynb #687d7932
 def body_layers(body):

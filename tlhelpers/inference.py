@@ -14,7 +14,7 @@ from PIL import Image
 import fastai.vision.all as fv
 from fastai.vision.all import create_timm_model, load_learner, PILImage, TensorImage, Pipeline
 from safetensors.torch import save_file, load_model as load_safetensors
-from .core import get_settings, setup
+from .core import get_settings
 from .data import load_rgb, locate, items_df, verify_images, summarize
 from .evaluation import evaluation_report
 from .runtime import predict_folder as predict_rows

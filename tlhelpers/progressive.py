@@ -8,12 +8,11 @@ __all__ = ['parse_sizes', 'sized_dls', 'dls_at_size', 'eval_at_size', 'eval_size
 
 # %% ../nbs/07_progressive_resizing.ipynb #123030e7
 import re, time
-import numpy as np, pandas as pd, torch
-import matplotlib.pyplot as plt
+import pandas as pd, torch
 from fastai.vision.all import Normalize, Callback
-from .core import get_settings, setup, seed_everything
+from .core import get_settings
 from .data import get_dls
-from .baseline import tl_learner, fine_tune, fit_unfrozen, evaluate, classification_metrics, TrainedEpochCallback
+from .baseline import fine_tune, fit_unfrozen, evaluate, classification_metrics, TrainedEpochCallback
 from .augment import augment_tfms, scaled_presize
 from .freezing import FreezeEarly
 from .evaluation import with_preds

@@ -16,11 +16,9 @@ import matplotlib.pyplot as plt
 from fastcore.basics import patch
 from fastai.vision.all import CrossEntropyLossFlat, Callback, CancelFitException, CancelTrainException, CancelValidException, find_bs
 from sklearn.metrics import accuracy_score, balanced_accuracy_score, precision_recall_fscore_support
-from .core import setup, get_settings, seed_everything, run_dir, output_dir
-from .data import get_dls, inventory, class_weights
-from fastai.vision.all import Normalize, no_random
-from .baseline import tl_learner, resume_point, save_checkpoint, checkpoint_lock, fit_unfrozen, BNStatsFrozen
-from .freezing import FreezeEarly
+from .core import setup, get_settings, seed_everything, run_dir, output_dir, md_table
+from .data import inventory, class_weights
+from .baseline import tl_learner, resume_point, save_checkpoint, checkpoint_lock, BNStatsFrozen
 from .features import cached_features, features_learner, fit_head_from_features
 from .tuning import median_lr
 from .augment import NO_AUG
@@ -28,7 +26,7 @@ from .progressive import parse_sizes, sized_dls, dls_at_size, progressive_fit
 from .full_data import holdout_split
 from .tta import flip_predict
 from .ensemble import average_blend
-from .evaluation import evaluation_report, write_report, md_table, compare_preds, plot_cams
+from .evaluation import evaluation_report, write_report, compare_preds, plot_cams
 from .inference import export
 from .distributed import init_processes, is_main, end_data_parallel, alone, from_main, bare_model, copy_weights, load_weights
 

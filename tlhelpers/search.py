@@ -12,12 +12,12 @@ __all__ = ['HPARAMS', 'DB_SCHEMES', 'search_space', 'grid_size', 'trial_features
 import itertools, math, re, time, warnings
 from functools import partial
 from pathlib import Path
-import numpy as np, pandas as pd, optuna
+import pandas as pd, optuna
 import matplotlib.pyplot as plt
 from optuna.trial import TrialState
 from optuna.storages import RDBStorage, fail_stale_trials
 from fastai.vision.all import Callback, CancelFitException, MixUp, CrossEntropyLossFlat, LabelSmoothingCrossEntropyFlat
-from .core import get_settings, setup, seed_everything, _parse, run_dir
+from .core import get_settings, seed_everything, _parse, run_dir
 from .data import get_dls
 from .baseline import tl_learner, fine_tune
 from .features import cached_features, features_learner, new_head

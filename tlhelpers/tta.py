@@ -8,7 +8,7 @@ __all__ = ['resize_dl', 'tta_predict', 'dihedral_predict', 'flip_predict', 'tta_
 # %% ../nbs/11_tta.ipynb #7ff6519e
 import time
 from copy import deepcopy
-import numpy as np, pandas as pd, torch
+import pandas as pd, torch
 from fastai.vision.all import Resize, Callback
 from .baseline import classification_metrics
 from .evaluation import with_preds

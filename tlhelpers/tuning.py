@@ -13,8 +13,8 @@ import numpy as np, pandas as pd
 import matplotlib.pyplot as plt
 from fastai.callback.schedule import minimum, steep, valley, slide
 from fastai.torch_core import get_random_states, set_random_states
-from .core import get_settings, setup, seed_everything, in_ci, EpochLog
-from .baseline import tl_learner, fine_tune, fit_unfrozen
+from .core import get_settings, seed_everything, in_ci, EpochLog
+from .baseline import fine_tune, fit_unfrozen
 from .evaluation import ValidPreds, with_preds
 
 # %% ../nbs/03_lr_and_epochs.ipynb #c625b6ee

@@ -10,7 +10,7 @@ __all__ = ['OFFLINE_WEIGHTS', 'WeightsUnavailable', 'cache_dir', 'package_file',
 import os, difflib, importlib.util, socket
 from pathlib import Path
 import torch, timm
-from safetensors.torch import save_file, load_file
+from safetensors.torch import save_file
 
 # %% ../nbs/00a_weights.ipynb #c1c0df42
 OFFLINE_WEIGHTS = {

@@ -57,7 +57,7 @@ def page_nb(path):
     pages = {f.stem for f in notebooks()}
     for c in nb['cells']:  # a link to another notebook of the course goes to its page (Jupyter follows .ipynb links, the site its pages)
         if c['cell_type'] == 'markdown':
-            c['source'] = re.sub(r'\]\(([\w-]+)\.ipynb(#[^)]*)?\)', lambda m: f'](' + (f'{m[1]}.html' if m[1] in pages else f'{m[1]}.ipynb') + (m[2] or '') + ')',
+            c['source'] = re.sub(r'\]\(([\w-]+)\.ipynb(#[^)]*)?\)', lambda m: '](' + (f'{m[1]}.html' if m[1] in pages else f'{m[1]}.ipynb') + (m[2] or '') + ')',
                                  ''.join(c['source']))
     nb['cells'] = [folded(''.join(c['source'])) if c['cell_type'] == 'code' and not c.get('outputs') and test_only(''.join(c['source'])) else c
                    for c in nb['cells']]
