@@ -17,7 +17,7 @@ from safetensors.torch import save_file, load_model as load_safetensors
 from .core import get_settings
 from .data import load_rgb, locate, items_df, verify_images, summarize
 from .evaluation import evaluation_report
-from .runtime import predict_folder as predict_rows
+from .runtime import predict_folder as predict_rows, read_model_json
 
 # %% ../nbs/14_export_inference.ipynb #760bc1cf
 SAFE_TFMS = ('Resize', 'ToTensor', 'IntToFloatTensor', 'AffineCoordTfm', 'RandomResizedCropGPU', 'Normalize')
@@ -115,8 +115,7 @@ class UnsafePickleError(PermissionError):
 def load_bundle(path, device='cpu'):
     "A `Classifier` from a `model.json` + `model.safetensors` folder, without unpickling anything"
     path = Path(path)
-    try: cfg = json.loads((path/'model.json').read_text())
-    except (json.JSONDecodeError, UnicodeDecodeError) as e: raise ValueError(f"{path/'model.json'} is damaged ({e}): copy the run folder again") from None
+    cfg = read_model_json(path/'model.json')  # one line naming the file if it is damaged or not an object
     if cfg.get('format') != 'tlhelpers-bundle': raise ValueError(f"{path/'model.json'} is not a tlhelpers model bundle")
     if missing := [k for k in ('arch', 'n_out', 'head', 'vocab') if k not in cfg]:
         raise ValueError(f"{path/'model.json'} lacks {', '.join(missing)}: not a complete tlhelpers model bundle, export it anew")
